@@ -1,0 +1,29 @@
+//! llm-warden: a zero-trust proxy-wasm filter for LLM inference endpoints.
+//!
+//! Everything except `adapter` is host-free core logic, unit-tested natively; `adapter` is
+//! the thin proxy-wasm shim, compiled only for wasm32.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo
+    )
+)]
+
+pub mod audit;
+pub mod auth;
+pub mod claims;
+pub mod config;
+pub mod host;
+pub mod identity;
+pub mod jose;
+pub mod jwks;
+pub mod reason;
+pub mod token_cache;
+
+#[cfg(target_arch = "wasm32")]
+mod adapter;

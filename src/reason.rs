@@ -1,0 +1,202 @@
+//! Why a call was allowed or denied: a stable code for audit records and metrics, and what
+//! the caller is told (deliberately less: no hint of which check or key failed).
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    Ok,
+    MissingToken,
+    TokenTooLarge,
+    MalformedToken,
+    UnsupportedAlg,
+    ForbiddenHeader,
+    UnknownIssuer,
+    AlgNotAllowed,
+    UnknownKey,
+    AmbiguousKey,
+    BadSignature,
+    BadClaim,
+    MissingExp,
+    Expired,
+    NotYetValid,
+    IssuedInFuture,
+    LifetimeTooLong,
+    AudienceMismatch,
+    Revoked,
+    JwksUnavailable,
+}
+
+impl Reason {
+    /// Stable snake_case code used in audit records, logs and metrics.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::Ok => "ok",
+            Reason::MissingToken => "missing_token",
+            Reason::TokenTooLarge => "token_too_large",
+            Reason::MalformedToken => "malformed_token",
+            Reason::UnsupportedAlg => "unsupported_alg",
+            Reason::ForbiddenHeader => "forbidden_header",
+            Reason::UnknownIssuer => "unknown_issuer",
+            Reason::AlgNotAllowed => "alg_not_allowed",
+            Reason::UnknownKey => "unknown_key",
+            Reason::AmbiguousKey => "ambiguous_key",
+            Reason::BadSignature => "bad_signature",
+            Reason::BadClaim => "bad_claim",
+            Reason::MissingExp => "missing_exp",
+            Reason::Expired => "expired",
+            Reason::NotYetValid => "not_yet_valid",
+            Reason::IssuedInFuture => "issued_in_future",
+            Reason::LifetimeTooLong => "lifetime_too_long",
+            Reason::AudienceMismatch => "audience_mismatch",
+            Reason::Revoked => "revoked",
+            Reason::JwksUnavailable => "jwks_unavailable",
+        }
+    }
+
+    pub fn status(self) -> u16 {
+        match self {
+            Reason::Ok => 200,
+            Reason::JwksUnavailable => 503,
+            _ => 401,
+        }
+    }
+}
+
+/// A local reply: status, headers and an OpenAI-shaped JSON body
+/// (`{"error":{"message","type","param","code"}}`) that the OpenAI SDKs parse.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+fn error_body(message: &str, kind: &str, code: &str) -> String {
+    serde_json::json!({
+        "error": {"message": message, "type": kind, "param": null, "code": code}
+    })
+    .to_string()
+}
+
+/// The reply for a denial. `realm` has been validated as a safe quoted-string.
+pub fn denial_reply(reason: Reason, realm: &str) -> Reply {
+    // (client-facing message, OpenAI error code, RFC 6750 error attribute)
+    let (message, code, rfc6750) = match reason {
+        // RFC 6750 §3.1: no error attribute when the request carried no credentials.
+        Reason::MissingToken => (
+            "Missing bearer token. Send 'Authorization: Bearer <token>'.",
+            "missing_token",
+            None,
+        ),
+        Reason::Expired => ("The access token has expired.", "token_expired", Some("invalid_token")),
+        Reason::NotYetValid | Reason::IssuedInFuture => (
+            "The access token is not valid yet.",
+            "invalid_token",
+            Some("invalid_token"),
+        ),
+        Reason::AudienceMismatch => (
+            "The access token was not issued for this service.",
+            "invalid_token",
+            Some("invalid_token"),
+        ),
+        Reason::LifetimeTooLong => (
+            "The access token's lifetime exceeds what this service accepts; use a short-lived token.",
+            "invalid_token",
+            Some("invalid_token"),
+        ),
+        Reason::Revoked => ("The access token has been revoked.", "token_revoked", Some("invalid_token")),
+        Reason::TokenTooLarge | Reason::MalformedToken => {
+            ("The access token is malformed.", "invalid_token", Some("invalid_request"))
+        }
+        Reason::JwksUnavailable => {
+            return Reply {
+                status: 503,
+                headers: vec![
+                    ("content-type".into(), "application/json".into()),
+                    ("retry-after".into(), "5".into()),
+                ],
+                body: error_body(
+                    "Authentication is temporarily unavailable. Retry later.",
+                    "server_error",
+                    "auth_unavailable",
+                ),
+            }
+        }
+        _ => ("The access token is invalid.", "invalid_token", Some("invalid_token")),
+    };
+    let challenge = match rfc6750 {
+        None => format!("Bearer realm=\"{realm}\""),
+        Some(e) => format!("Bearer realm=\"{realm}\", error=\"{e}\", error_description=\"{message}\""),
+    };
+    Reply {
+        status: if rfc6750 == Some("invalid_request") { 401 } else { reason.status() },
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("www-authenticate".into(), challenge),
+        ],
+        body: error_body(message, "invalid_request_error", code),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn header<'a>(r: &'a Reply, name: &str) -> Option<&'a str> {
+        r.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn missing_token_challenge_has_no_error_attribute() {
+        let r = denial_reply(Reason::MissingToken, "llm-warden");
+        assert_eq!(r.status, 401);
+        assert_eq!(header(&r, "www-authenticate"), Some("Bearer realm=\"llm-warden\""));
+        let body: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(body["error"]["code"], "missing_token");
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert!(body["error"]["message"].is_string());
+        assert!(body["error"]["param"].is_null());
+    }
+
+    #[test]
+    fn invalid_token_challenge() {
+        let r = denial_reply(Reason::BadSignature, "r");
+        assert_eq!(r.status, 401);
+        let h = header(&r, "www-authenticate").unwrap();
+        assert!(h.starts_with("Bearer realm=\"r\", error=\"invalid_token\""), "{h}");
+        // The caller is not told which check failed.
+        assert!(!r.body.contains("signature"));
+        let body: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(body["error"]["code"], "invalid_token");
+    }
+
+    #[test]
+    fn expired_and_revoked_codes() {
+        let r = denial_reply(Reason::Expired, "r");
+        assert!(r.body.contains("\"token_expired\""));
+        let r = denial_reply(Reason::Revoked, "r");
+        assert!(r.body.contains("\"token_revoked\""));
+    }
+
+    #[test]
+    fn jwks_unavailable_is_503_without_challenge() {
+        let r = denial_reply(Reason::JwksUnavailable, "r");
+        assert_eq!(r.status, 503);
+        assert!(header(&r, "www-authenticate").is_none());
+        assert_eq!(header(&r, "retry-after"), Some("5"));
+        assert!(r.body.contains("auth_unavailable"));
+    }
+
+    #[test]
+    fn every_denial_is_401_or_503() {
+        use Reason::*;
+        for r in [MissingToken, TokenTooLarge, MalformedToken, UnsupportedAlg, ForbiddenHeader, UnknownIssuer,
+            AlgNotAllowed, UnknownKey, AmbiguousKey, BadSignature, BadClaim, MissingExp, Expired, NotYetValid,
+            IssuedInFuture, LifetimeTooLong, AudienceMismatch, Revoked, JwksUnavailable]
+        {
+            let reply = denial_reply(r, "x");
+            assert!(reply.status == 401 || reply.status == 503, "{r:?}");
+            assert!(serde_json::from_str::<Value>(&reply.body).is_ok());
+        }
+    }
+}

@@ -1,0 +1,149 @@
+"""Builds Envoy bootstraps that load the llm-warden .wasm, and runs Envoy from the
+project-local venv."""
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "llm_warden.wasm"
+ENVOY = ROOT / ".venv" / "bin" / "envoy"
+AUDIT_KEY = "llm_warden.audit"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cluster(name: str, host: str, port: int) -> dict:
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "2s",
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+            {"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}}]}]},
+    }
+
+
+def wasm_filter(plugin_config: dict, name: str = "llm-warden", vm_id: str = "llm-warden") -> dict:
+    return {
+        "name": name,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": name,
+                "root_id": "llm-warden",
+                "vm_config": {
+                    "vm_id": vm_id,
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": str(WASM)}},
+                },
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": json.dumps(plugin_config),
+                },
+                "failure_policy": "FAIL_CLOSED",
+            },
+        },
+    }
+
+
+def bootstrap(plugin_config: dict, listen_port: int, admin_port: int, upstream: tuple[str, int],
+              jwks: tuple[str, int] | None, access_log: str | None = None) -> dict:
+    access = []
+    if access_log:
+        access.append({
+            "name": "envoy.access_loggers.file",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                "path": access_log,
+                "log_format": {"text_format_source": {
+                    "inline_string": f"%RESPONSE_CODE% %FILTER_STATE(wasm.{AUDIT_KEY}:PLAIN)%\n"}},
+            },
+        })
+    clusters = [_cluster("llm_upstream", *upstream)]
+    if jwks:
+        clusters.append(_cluster("jwks", *jwks))
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
+        "static_resources": {
+            "listeners": [{
+                "name": "llm",
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": listen_port}},
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "stat_prefix": "llm",
+                        "access_log": access,
+                        "route_config": {"name": "llm", "virtual_hosts": [{
+                            "name": "llm", "domains": ["*"],
+                            "routes": [{"name": "inference", "match": {"prefix": "/"},
+                                        "route": {"cluster": "llm_upstream", "timeout": "60s"}}]}]},
+                        "http_filters": [
+                            wasm_filter(plugin_config),
+                            {"name": "envoy.filters.http.router", "typed_config": {
+                                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
+                        ],
+                    },
+                }]}],
+            }],
+            "clusters": clusters,
+        },
+    }
+
+
+_base_ids = iter(range(1000 + (os.getpid() % 1000) * 10, 10**6))
+
+
+class Envoy:
+    def __init__(self, config: dict, workdir: Path, concurrency: int = 2):
+        self.workdir = workdir
+        self.config_path = workdir / "envoy.json"
+        self.config_path.write_text(json.dumps(config, indent=1))
+        self.log_path = workdir / "envoy.log"
+        self.admin_port = config["admin"]["address"]["socket_address"]["port_value"]
+        self.port = config["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"]
+        self.proc = subprocess.Popen(
+            [str(ENVOY), "-c", str(self.config_path), "--base-id", str(next(_base_ids)),
+             "--concurrency", str(concurrency), "--log-level", "info",
+             "--component-log-level", "wasm:info"],
+            stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 30.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"envoy exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/ready", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"envoy not ready after {timeout}s:\n{self.log()[-4000:]}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def validate(config_path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(ENVOY), "--mode", "validate", "-c", str(config_path), "--base-id",
+                           str(next(_base_ids))], capture_output=True, text=True)

@@ -1,0 +1,115 @@
+"""Local servers for the demo and the integration tests: an OpenAI-compatible mock LLM that
+reports the headers it received, and a JWKS endpoint whose keys and health can be changed
+while it runs."""
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class _Quiet(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):  # keep test output readable
+        pass
+
+    def _send(self, status: int, body: bytes, ctype: str = "application/json"):
+        self.send_response(status)
+        self.send_header("content-type", ctype)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class MockLLM(_Quiet):
+    """POST /v1/chat/completions (JSON or SSE with "stream": true), GET /v1/models, and any
+    other path echoes. Every JSON answer carries `received_headers`."""
+
+    def _headers(self) -> dict:
+        return {k.lower(): v for k, v in self.headers.items()}
+
+    def do_GET(self):
+        if self.path.startswith("/v1/models"):
+            body = {"object": "list", "data": [{"id": "mock-gpt", "object": "model", "owned_by": "llm-warden-demo"}],
+                    "received_headers": self._headers()}
+        else:
+            body = {"path": self.path, "received_headers": self._headers()}
+        self._send(200, json.dumps(body).encode())
+
+    def do_POST(self):
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            req = json.loads(raw or b"{}")
+        except ValueError:
+            req = {}
+        model = req.get("model", "mock-gpt")
+        text = "Hello from the mock LLM behind llm-warden."
+        created = int(time.time())
+        if req.get("stream"):
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("cache-control", "no-cache")
+            self.send_header("connection", "close")
+            self.end_headers()
+            for word in text.split(" "):
+                chunk = {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": created, "model": model,
+                         "choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}]}
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.flush()
+            done = {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": created, "model": model,
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+            self.wfile.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        body = {
+            "id": "chatcmpl-mock", "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 9, "completion_tokens": 9, "total_tokens": 18},
+            "received_headers": self._headers(),
+            "path": self.path,
+        }
+        self._send(200, json.dumps(body).encode())
+
+
+class JwksState:
+    """What the JWKS server answers; tests change it while Envoy runs."""
+
+    def __init__(self, doc: dict):
+        self.doc = doc
+        self.status = 200
+        self.raw: bytes | None = None  # serve these bytes instead of the doc
+        self.hits = 0
+
+
+def _jwks_handler(state: JwksState):
+    class Jwks(_Quiet):
+        def do_GET(self):
+            state.hits += 1
+            if state.status != 200:
+                self._send(state.status, b'{"error":"unavailable"}')
+                return
+            self._send(200, state.raw if state.raw is not None else json.dumps(state.doc).encode())
+    return Jwks
+
+
+class Server:
+    def __init__(self, handler, port: int = 0, host: str = "127.0.0.1"):
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def start_mock_llm(port: int = 0) -> Server:
+    return Server(MockLLM, port)
+
+
+def start_jwks(state: JwksState, port: int = 0) -> Server:
+    return Server(_jwks_handler(state), port)

@@ -48,7 +48,12 @@ impl AuditRecord {
         }
     }
 
-    pub fn with_request(mut self, request_id: Option<String>, method: Option<String>, path: Option<&str>) -> Self {
+    pub fn with_request(
+        mut self,
+        request_id: Option<String>,
+        method: Option<String>,
+        path: Option<&str>,
+    ) -> Self {
         self.request_id = request_id;
         self.method = method;
         self.path = path.map(|p| p.split(['?', '#']).next().unwrap_or_default().to_string());

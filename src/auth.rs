@@ -3,7 +3,7 @@
 
 use crate::claims::{self, ClaimRules, Identity};
 use crate::config::{Config, ConfigError, JwksSource, TokenSource};
-use crate::host::SharedStore;
+use crate::host::{DispatchError, HttpCaller, SharedStore};
 use crate::jose::{self, Alg, KeyMaterial, KeySelection, KeySet, ParseError};
 use crate::jwks::{FetchKind, FetchResult, Freshness, RemoteKeys};
 use crate::reason::Reason;
@@ -51,11 +51,16 @@ pub enum Verdict {
     /// The adapter dispatches the fetch, holds the request, feeds the response to
     /// [`Authenticator::on_fetch`] and calls [`Authenticator::authenticate`] again with
     /// `may_fetch = false`.
-    Fetch { issuer: usize },
+    Fetch {
+        issuer: usize,
+    },
 }
 
 fn deny(reason: Reason) -> Verdict {
-    Verdict::Deny { reason, identity: None }
+    Verdict::Deny {
+        reason,
+        identity: None,
+    }
 }
 
 enum KeyState {
@@ -69,6 +74,8 @@ pub struct Authenticator {
     pub realm: String,
     pub issuers: Vec<IssuerRuntime>,
     cache: TokenCache,
+    /// Signature verifications performed (cache misses that reached the crypto).
+    pub signature_checks: u64,
 }
 
 impl Authenticator {
@@ -114,6 +121,7 @@ impl Authenticator {
             realm: config.realm.clone(),
             issuers,
             cache: TokenCache::new(config.token_cache.max_entries),
+            signature_checks: 0,
         })
     }
 
@@ -145,7 +153,13 @@ impl Authenticator {
     }
 
     /// Decides one request from the value of the token header.
-    pub fn authenticate(&mut self, header: Option<&str>, now: u64, store: &dyn SharedStore, may_fetch: bool) -> Verdict {
+    pub fn authenticate(
+        &mut self,
+        header: Option<&str>,
+        now: u64,
+        store: &dyn SharedStore,
+        may_fetch: bool,
+    ) -> Verdict {
         let token = match self.extract_token(header) {
             Ok(t) => t,
             Err(reason) => return deny(reason),
@@ -180,7 +194,10 @@ impl Authenticator {
         let mut key_version = 0;
         let verified = if jws.alg.is_hmac() {
             match &issuer.hmac {
-                Some(secret) => jose::verify(jws.alg, secret, jws.signing_input, &jws.signature),
+                Some(secret) => {
+                    self.signature_checks += 1;
+                    jose::verify(jws.alg, secret, jws.signing_input, &jws.signature)
+                }
                 None => return deny(Reason::AlgNotAllowed),
             }
         } else {
@@ -208,7 +225,10 @@ impl Authenticator {
             }
             let selection = keys.select(jws.kid.as_deref(), jws.alg);
             match selection {
-                KeySelection::Found(key) => jose::verify(jws.alg, &key.material, jws.signing_input, &jws.signature),
+                KeySelection::Found(key) => {
+                    self.signature_checks += 1;
+                    jose::verify(jws.alg, &key.material, jws.signing_input, &jws.signature)
+                }
                 KeySelection::UnknownKid => return deny(Reason::UnknownKey),
                 KeySelection::AlgMismatch => return deny(Reason::AlgNotAllowed),
                 KeySelection::Ambiguous => return deny(Reason::AmbiguousKey),
@@ -254,7 +274,13 @@ impl Authenticator {
 
     /// A cache hit still passes expiry, revocation and key-trust checks. None: the entry is
     /// no longer usable as is (key set changed) and the token must be verified again.
-    fn check_cached(&mut self, hit: &CachedToken, now: u64, store: &dyn SharedStore, may_fetch: bool) -> Option<Verdict> {
+    fn check_cached(
+        &mut self,
+        hit: &CachedToken,
+        now: u64,
+        store: &dyn SharedStore,
+        may_fetch: bool,
+    ) -> Option<Verdict> {
         let issuer = self.issuers.get_mut(hit.issuer)?;
         if let Some(exp) = hit.identity.exp {
             if now >= exp.saturating_add(issuer.rules.clock_skew_s) {
@@ -274,7 +300,9 @@ impl Authenticator {
             return Some(Verdict::Allow(hit.identity.clone()));
         }
         match key_state(issuer, now, store, may_fetch) {
-            KeyState::Ready(_, version) if version == hit.key_version => Some(Verdict::Allow(hit.identity.clone())),
+            KeyState::Ready(_, version) if version == hit.key_version => {
+                Some(Verdict::Allow(hit.identity.clone()))
+            }
             KeyState::Ready(_, _) => None,
             KeyState::Fetch => Some(Verdict::Fetch { issuer: hit.issuer }),
             KeyState::Unavailable => Some(deny(Reason::JwksUnavailable)),
@@ -309,7 +337,25 @@ impl Authenticator {
         }
     }
 
-    pub fn on_fetch(&mut self, issuer: usize, now: u64, store: &dyn SharedStore, status: Option<u16>, body: Option<&[u8]>) -> FetchResult {
+    /// Starts the JWKS fetch of `issuer` through the host.
+    pub fn dispatch_fetch(&self, issuer: usize, http: &dyn HttpCaller) -> Result<u32, DispatchError> {
+        let remote = self.remote(issuer).ok_or(DispatchError(0))?;
+        http.get(
+            &remote.source.cluster,
+            remote.authority(),
+            &remote.source.path,
+            remote.source.timeout_ms,
+        )
+    }
+
+    pub fn on_fetch(
+        &mut self,
+        issuer: usize,
+        now: u64,
+        store: &dyn SharedStore,
+        status: Option<u16>,
+        body: Option<&[u8]>,
+    ) -> FetchResult {
         match self.issuers.get_mut(issuer).map(|i| &mut i.keys) {
             Some(KeySource::Remote(r)) => r.on_fetch(store, now, status, body),
             _ => FetchResult::Rejected("issuer has no remote JWKS".into()),

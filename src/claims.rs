@@ -22,7 +22,7 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, 
                 Ok(Some(u))
             } else {
                 match n.as_f64() {
-                    Some(f) if f.is_finite() && f >= 0.0 && f < 1.0e15 => Ok(Some(f.floor() as u64)),
+                    Some(f) if (0.0..1.0e15).contains(&f) => Ok(Some(f.floor() as u64)),
                     _ => Err(Reason::BadClaim),
                 }
             }
@@ -237,7 +237,11 @@ mod tests {
         assert_eq!(id.scopes, vec!["models:read", "chat"]);
         assert_eq!(id.actors, vec!["agent-7", "orchestrator"]);
         assert_eq!(id.jti.as_deref(), Some("j1"));
-        let id = Identity::from_claims("idp", claims(json!({"client_id": "svc", "scp": ["a", "b"]})), None);
+        let id = Identity::from_claims(
+            "idp",
+            claims(json!({"client_id": "svc", "scp": ["a", "b"]})),
+            None,
+        );
         assert_eq!(id.client.as_deref(), Some("svc"));
         assert_eq!(id.scopes, vec!["a", "b"]);
     }

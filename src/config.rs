@@ -261,7 +261,10 @@ impl Config {
             let path = e.path().to_string();
             let message = e.inner().to_string();
             // serde_path_to_error renders the root as ".".
-            err(if path == "." { String::new() } else { path }, strip_position(&message))
+            err(
+                if path == "." { String::new() } else { path },
+                strip_position(&message),
+            )
         })?;
         de.end().map_err(|e| err("", strip_position(&e.to_string())))?;
         config.validate()?;
@@ -306,14 +309,26 @@ impl Config {
             ));
         }
         let key = &self.audit.filter_state_key;
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+        if key.is_empty()
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
             return Err(err("audit.filter_state_key", "must be non-empty [A-Za-z0-9._-]"));
         }
         if self.token_cache.max_entries > 1_000_000 {
             return Err(err("token_cache.max_entries", "must be at most 1000000"));
         }
-        if self.realm.is_empty() || self.realm.chars().any(|c| c == '"' || c == '\\' || !(' '..='~').contains(&c)) {
-            return Err(err("realm", "must be printable ASCII without quotes or backslashes"));
+        if self.realm.is_empty()
+            || self
+                .realm
+                .chars()
+                .any(|c| c == '"' || c == '\\' || !(' '..='~').contains(&c))
+        {
+            return Err(err(
+                "realm",
+                "must be printable ASCII without quotes or backslashes",
+            ));
         }
         Ok(())
     }
@@ -323,9 +338,15 @@ impl IssuerConfig {
     fn validate(&self, p: &str) -> Result<(), ConfigError> {
         if self.name.is_empty()
             || self.name.len() > 64
-            || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
-            return Err(err(format!("{p}.name"), "must be 1-64 characters of [A-Za-z0-9_-]"));
+            return Err(err(
+                format!("{p}.name"),
+                "must be 1-64 characters of [A-Za-z0-9_-]",
+            ));
         }
         if self.issuer.is_empty() {
             return Err(err(format!("{p}.issuer"), "must not be empty"));
@@ -343,7 +364,10 @@ impl IssuerConfig {
             .hmac_secret()
             .map_err(|e| err(format!("{p}.{}", e.path), e.message))?;
         if self.jwks.is_none() && secret.is_none() {
-            return Err(err(format!("{p}.jwks"), "required unless hmac_secret_base64 is set"));
+            return Err(err(
+                format!("{p}.jwks"),
+                "required unless hmac_secret_base64 is set",
+            ));
         }
         if let Some(algs) = &self.algorithms {
             if algs.is_empty() {
@@ -388,7 +412,10 @@ impl IssuerConfig {
                     return Err(err(format!("{pr}.refresh_interval_s"), "must be greater than 0"));
                 }
                 if r.max_stale_s < r.refresh_interval_s {
-                    return Err(err(format!("{pr}.max_stale_s"), "must be at least refresh_interval_s"));
+                    return Err(err(
+                        format!("{pr}.max_stale_s"),
+                        "must be at least refresh_interval_s",
+                    ));
                 }
                 if !(1..=60_000).contains(&r.timeout_ms) {
                     return Err(err(format!("{pr}.timeout_ms"), "must be between 1 and 60000"));

@@ -28,10 +28,14 @@ pub trait SharedStore {
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> StoreWrite;
 }
 
-/// An outgoing HTTP GET through a named Envoy cluster. The response arrives asynchronously
-/// (the adapter routes it back by the returned call id).
+/// The host refused to start an outgoing call (e.g. unknown cluster); carries its status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DispatchError(pub u32);
+
+/// An outgoing HTTP GET through a named Envoy cluster. The response arrives asynchronously;
+/// the adapter routes it back by the returned call id.
 pub trait HttpCaller {
-    fn get(&self, cluster: &str, authority: &str, path: &str, timeout_ms: u64) -> Result<u32, ()>;
+    fn get(&self, cluster: &str, authority: &str, path: &str, timeout_ms: u64) -> Result<u32, DispatchError>;
 }
 
 #[cfg(test)]

@@ -109,14 +109,11 @@ const KEY_BEARING_HEADERS: [&str; 4] = ["jku", "x5u", "x5c", "jwk"];
 
 pub fn parse_compact(token: &str) -> Result<UntrustedJws<'_>, ParseError> {
     let mut parts = token.split('.');
-    let (Some(h64), Some(p64), Some(s64), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h64), Some(p64), Some(s64), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(ParseError::Malformed);
     };
-    let header_bytes = URL_SAFE_NO_PAD
-        .decode(h64)
-        .map_err(|_| ParseError::Malformed)?;
+    let header_bytes = URL_SAFE_NO_PAD.decode(h64).map_err(|_| ParseError::Malformed)?;
     let header = parse_unique_object(&header_bytes).map_err(|_| ParseError::Malformed)?;
 
     let alg = match header.get("alg") {
@@ -137,18 +134,11 @@ pub fn parse_compact(token: &str) -> Result<UntrustedJws<'_>, ParseError> {
         Some(_) => return Err(ParseError::Malformed),
     };
 
-    let payload = URL_SAFE_NO_PAD
-        .decode(p64)
-        .map_err(|_| ParseError::Malformed)?;
+    let payload = URL_SAFE_NO_PAD.decode(p64).map_err(|_| ParseError::Malformed)?;
     let claims = parse_unique_object(&payload).map_err(|_| ParseError::Malformed)?;
-    let signature = URL_SAFE_NO_PAD
-        .decode(s64)
-        .map_err(|_| ParseError::Malformed)?;
+    let signature = URL_SAFE_NO_PAD.decode(s64).map_err(|_| ParseError::Malformed)?;
     let signing_len = h64.len() + 1 + p64.len();
-    let signing_input = token
-        .as_bytes()
-        .get(..signing_len)
-        .ok_or(ParseError::Malformed)?;
+    let signing_input = token.as_bytes().get(..signing_len).ok_or(ParseError::Malformed)?;
     Ok(UntrustedJws {
         alg,
         kid,
@@ -362,7 +352,9 @@ fn parse_jwk(key: &Value) -> Result<Option<Jwk>, String> {
     };
     let alg = match key.get("alg") {
         None => None,
-        Some(Value::String(a)) => Some(Alg::from_name(a).ok_or_else(|| format!("unsupported \"alg\" {a:?}"))?),
+        Some(Value::String(a)) => {
+            Some(Alg::from_name(a).ok_or_else(|| format!("unsupported \"alg\" {a:?}"))?)
+        }
         Some(_) => return Err("\"alg\" must be a string".into()),
     };
     let kty = key.get("kty").and_then(Value::as_str).unwrap_or("");
@@ -391,7 +383,10 @@ fn parse_jwk(key: &Value) -> Result<Option<Jwk>, String> {
                     if x.len() != 32 || y.len() != 32 {
                         return Err("P-256 coordinates must be 32 bytes".into());
                     }
-                    let (Ok(xa), Ok(ya)) = (<[u8; 32]>::try_from(x.as_slice()), <[u8; 32]>::try_from(y.as_slice())) else {
+                    let (Ok(xa), Ok(ya)) = (
+                        <[u8; 32]>::try_from(x.as_slice()),
+                        <[u8; 32]>::try_from(y.as_slice()),
+                    ) else {
                         return Err("EC coordinates have the wrong length".into());
                     };
                     let point = p256::EncodedPoint::from_affine_coordinates(
@@ -408,7 +403,10 @@ fn parse_jwk(key: &Value) -> Result<Option<Jwk>, String> {
                     if x.len() != 48 || y.len() != 48 {
                         return Err("P-384 coordinates must be 48 bytes".into());
                     }
-                    let (Ok(xa), Ok(ya)) = (<[u8; 48]>::try_from(x.as_slice()), <[u8; 48]>::try_from(y.as_slice())) else {
+                    let (Ok(xa), Ok(ya)) = (
+                        <[u8; 48]>::try_from(x.as_slice()),
+                        <[u8; 48]>::try_from(y.as_slice()),
+                    ) else {
                         return Err("EC coordinates have the wrong length".into());
                     };
                     let point = p384::EncodedPoint::from_affine_coordinates(

@@ -205,12 +205,23 @@ impl RemoteKeys {
 
     /// Handles a fetch response (`status` None: the call failed or timed out). Only a valid
     /// document with at least one usable key replaces the last good set.
-    pub fn on_fetch(&mut self, store: &dyn SharedStore, now: u64, status: Option<u16>, body: Option<&[u8]>) -> FetchResult {
+    pub fn on_fetch(
+        &mut self,
+        store: &dyn SharedStore,
+        now: u64,
+        status: Option<u16>,
+        body: Option<&[u8]>,
+    ) -> FetchResult {
         let result = self.validate_response(status, body);
         let ok = matches!(result, Ok((_, _, _)));
         if let Ok((bytes, _, _)) = &result {
             if store.set(&self.doc_key, bytes, None) != StoreWrite::Written {
-                return self.release(store, now, false, FetchResult::Rejected("shared store refused the key set".into()));
+                return self.release(
+                    store,
+                    now,
+                    false,
+                    FetchResult::Rejected("shared store refused the key set".into()),
+                );
             }
         }
         let outcome = match result {
@@ -220,7 +231,13 @@ impl RemoteKeys {
         self.release(store, now, ok, outcome)
     }
 
-    fn release(&mut self, store: &dyn SharedStore, now: u64, success: bool, outcome: FetchResult) -> FetchResult {
+    fn release(
+        &mut self,
+        store: &dyn SharedStore,
+        now: u64,
+        success: bool,
+        outcome: FetchResult,
+    ) -> FetchResult {
         for _ in 0..CAS_RETRIES {
             let (mut meta, cas) = self.read_meta(store);
             meta.fetching_until = 0;
@@ -243,7 +260,11 @@ impl RemoteKeys {
     }
 
     #[allow(clippy::type_complexity)]
-    fn validate_response<'b>(&self, status: Option<u16>, body: Option<&'b [u8]>) -> Result<(&'b [u8], usize, usize), String> {
+    fn validate_response<'b>(
+        &self,
+        status: Option<u16>,
+        body: Option<&'b [u8]>,
+    ) -> Result<(&'b [u8], usize, usize), String> {
         match status {
             Some(200) => {}
             Some(s) => return Err(format!("JWKS endpoint answered HTTP {s}")),
@@ -251,7 +272,11 @@ impl RemoteKeys {
         }
         let body = body.unwrap_or_default();
         if body.len() > self.source.max_bytes {
-            return Err(format!("JWKS response of {} bytes exceeds max_bytes {}", body.len(), self.source.max_bytes));
+            return Err(format!(
+                "JWKS response of {} bytes exceeds max_bytes {}",
+                body.len(),
+                self.source.max_bytes
+            ));
         }
         let value: serde_json::Value =
             serde_json::from_slice(body).map_err(|_| "JWKS response is not valid JSON".to_string())?;

@@ -25,5 +25,8 @@ pub mod jwks;
 pub mod reason;
 pub mod token_cache;
 
+#[cfg(test)]
+mod auth_tests;
+
 #[cfg(target_arch = "wasm32")]
 mod adapter;

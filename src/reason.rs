@@ -87,7 +87,11 @@ pub fn denial_reply(reason: Reason, realm: &str) -> Reply {
             "missing_token",
             None,
         ),
-        Reason::Expired => ("The access token has expired.", "token_expired", Some("invalid_token")),
+        Reason::Expired => (
+            "The access token has expired.",
+            "token_expired",
+            Some("invalid_token"),
+        ),
         Reason::NotYetValid | Reason::IssuedInFuture => (
             "The access token is not valid yet.",
             "invalid_token",
@@ -103,10 +107,16 @@ pub fn denial_reply(reason: Reason, realm: &str) -> Reply {
             "invalid_token",
             Some("invalid_token"),
         ),
-        Reason::Revoked => ("The access token has been revoked.", "token_revoked", Some("invalid_token")),
-        Reason::TokenTooLarge | Reason::MalformedToken => {
-            ("The access token is malformed.", "invalid_token", Some("invalid_request"))
-        }
+        Reason::Revoked => (
+            "The access token has been revoked.",
+            "token_revoked",
+            Some("invalid_token"),
+        ),
+        Reason::TokenTooLarge | Reason::MalformedToken => (
+            "The access token is malformed.",
+            "invalid_token",
+            Some("invalid_request"),
+        ),
         Reason::JwksUnavailable => {
             return Reply {
                 status: 503,
@@ -121,14 +131,22 @@ pub fn denial_reply(reason: Reason, realm: &str) -> Reply {
                 ),
             }
         }
-        _ => ("The access token is invalid.", "invalid_token", Some("invalid_token")),
+        _ => (
+            "The access token is invalid.",
+            "invalid_token",
+            Some("invalid_token"),
+        ),
     };
     let challenge = match rfc6750 {
         None => format!("Bearer realm=\"{realm}\""),
         Some(e) => format!("Bearer realm=\"{realm}\", error=\"{e}\", error_description=\"{message}\""),
     };
     Reply {
-        status: if rfc6750 == Some("invalid_request") { 401 } else { reason.status() },
+        status: if rfc6750 == Some("invalid_request") {
+            401
+        } else {
+            reason.status()
+        },
         headers: vec![
             ("content-type".into(), "application/json".into()),
             ("www-authenticate".into(), challenge),
@@ -150,7 +168,10 @@ mod tests {
     fn missing_token_challenge_has_no_error_attribute() {
         let r = denial_reply(Reason::MissingToken, "llm-warden");
         assert_eq!(r.status, 401);
-        assert_eq!(header(&r, "www-authenticate"), Some("Bearer realm=\"llm-warden\""));
+        assert_eq!(
+            header(&r, "www-authenticate"),
+            Some("Bearer realm=\"llm-warden\"")
+        );
         let body: Value = serde_json::from_str(&r.body).unwrap();
         assert_eq!(body["error"]["code"], "missing_token");
         assert_eq!(body["error"]["type"], "invalid_request_error");
@@ -163,7 +184,10 @@ mod tests {
         let r = denial_reply(Reason::BadSignature, "r");
         assert_eq!(r.status, 401);
         let h = header(&r, "www-authenticate").unwrap();
-        assert!(h.starts_with("Bearer realm=\"r\", error=\"invalid_token\""), "{h}");
+        assert!(
+            h.starts_with("Bearer realm=\"r\", error=\"invalid_token\""),
+            "{h}"
+        );
         // The caller is not told which check failed.
         assert!(!r.body.contains("signature"));
         let body: Value = serde_json::from_str(&r.body).unwrap();
@@ -190,10 +214,27 @@ mod tests {
     #[test]
     fn every_denial_is_401_or_503() {
         use Reason::*;
-        for r in [MissingToken, TokenTooLarge, MalformedToken, UnsupportedAlg, ForbiddenHeader, UnknownIssuer,
-            AlgNotAllowed, UnknownKey, AmbiguousKey, BadSignature, BadClaim, MissingExp, Expired, NotYetValid,
-            IssuedInFuture, LifetimeTooLong, AudienceMismatch, Revoked, JwksUnavailable]
-        {
+        for r in [
+            MissingToken,
+            TokenTooLarge,
+            MalformedToken,
+            UnsupportedAlg,
+            ForbiddenHeader,
+            UnknownIssuer,
+            AlgNotAllowed,
+            UnknownKey,
+            AmbiguousKey,
+            BadSignature,
+            BadClaim,
+            MissingExp,
+            Expired,
+            NotYetValid,
+            IssuedInFuture,
+            LifetimeTooLong,
+            AudienceMismatch,
+            Revoked,
+            JwksUnavailable,
+        ] {
             let reply = denial_reply(r, "x");
             assert!(reply.status == 401 || reply.status == 503, "{r:?}");
             assert!(serde_json::from_str::<Value>(&reply.body).is_ok());

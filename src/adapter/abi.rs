@@ -37,7 +37,11 @@ extern "C" {
         return_buffer_data: *mut *mut u8,
         return_buffer_size: *mut usize,
     ) -> u32;
-    fn proxy_get_header_map_pairs(map_type: u32, return_map_data: *mut *mut u8, return_map_size: *mut usize) -> u32;
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> u32;
     fn proxy_get_header_map_value(
         map_type: u32,
         key_data: *const u8,
@@ -59,7 +63,12 @@ extern "C" {
         return_value_data: *mut *mut u8,
         return_value_size: *mut usize,
     ) -> u32;
-    fn proxy_set_property(path_data: *const u8, path_size: usize, value_data: *const u8, value_size: usize) -> u32;
+    fn proxy_set_property(
+        path_data: *const u8,
+        path_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
     fn proxy_get_shared_data(
         key_data: *const u8,
         key_size: usize,
@@ -67,7 +76,13 @@ extern "C" {
         return_value_size: *mut usize,
         return_cas: *mut u32,
     ) -> u32;
-    fn proxy_set_shared_data(key_data: *const u8, key_size: usize, value_data: *const u8, value_size: usize, cas: u32) -> u32;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
     fn proxy_continue_stream(stream_type: u32) -> u32;
     fn proxy_send_local_response(
         status_code: u32,
@@ -132,7 +147,8 @@ pub fn get_buffer(buffer_type: u32, start: usize, max: usize) -> R<Option<Vec<u8
 pub fn get_header(map_type: u32, name: &str) -> R<Option<String>> {
     let mut data: *mut u8 = null_mut();
     let mut size: usize = 0;
-    let status = unsafe { proxy_get_header_map_value(map_type, name.as_ptr(), name.len(), &mut data, &mut size) };
+    let status =
+        unsafe { proxy_get_header_map_value(map_type, name.as_ptr(), name.len(), &mut data, &mut size) };
     match status {
         STATUS_OK => {
             let bytes = unsafe { take(data, size) };
@@ -153,7 +169,9 @@ pub fn get_header_names(map_type: u32) -> R<Vec<String>> {
 }
 
 pub fn set_header(map_type: u32, name: &str, value: &str) -> R<()> {
-    check(unsafe { proxy_replace_header_map_value(map_type, name.as_ptr(), name.len(), value.as_ptr(), value.len()) })
+    check(unsafe {
+        proxy_replace_header_map_value(map_type, name.as_ptr(), name.len(), value.as_ptr(), value.len())
+    })
 }
 
 pub fn remove_header(map_type: u32, name: &str) -> R<()> {
@@ -276,10 +294,16 @@ fn deserialize_map(bytes: &[u8]) -> Vec<(String, String)> {
         let (Some(kl), Some(vl)) = (read_u32(4 + i * 8), read_u32(8 + i * 8)) else {
             break;
         };
-        let (Some(k), Some(v)) = (bytes.get(data..data + kl), bytes.get(data + kl + 1..data + kl + 1 + vl)) else {
+        let (Some(k), Some(v)) = (
+            bytes.get(data..data + kl),
+            bytes.get(data + kl + 1..data + kl + 1 + vl),
+        ) else {
             break;
         };
-        out.push((String::from_utf8_lossy(k).into_owned(), String::from_utf8_lossy(v).into_owned()));
+        out.push((
+            String::from_utf8_lossy(k).into_owned(),
+            String::from_utf8_lossy(v).into_owned(),
+        ));
         data += kl + vl + 2;
     }
     out

@@ -7,7 +7,7 @@ use crate::audit::{AuditRecord, LOG_PREFIX};
 use crate::auth::{Authenticator, Verdict};
 use crate::claims::Identity;
 use crate::config::Config;
-use crate::host::{SharedStore, StoreWrite};
+use crate::host::{Clock, DispatchError, HttpCaller, SharedStore, StoreWrite};
 use crate::identity::identity_headers;
 use crate::jwks::FetchResult;
 use crate::reason::{denial_reply, Reason};
@@ -60,10 +60,6 @@ impl SharedStore for HostStore {
     }
 }
 
-fn now_ms() -> Option<u64> {
-    abi::now_nanos().ok().map(|n| n / 1_000_000)
-}
-
 /// Per-plugin settings the HTTP contexts need besides the authenticator.
 struct Settings {
     identity_prefix: String,
@@ -98,7 +94,10 @@ impl WardenRoot {
         }
         let config = Config::parse(&bytes).map_err(|e| e.to_string())?;
         let auth = Authenticator::new(&config).map_err(|e| e.to_string())?;
-        let remote = auth.issuers.iter().any(|i| matches!(i.keys, crate::auth::KeySource::Remote(_)));
+        let remote = auth
+            .issuers
+            .iter()
+            .any(|i| matches!(i.keys, crate::auth::KeySource::Remote(_)));
         self.plugin = Some(Rc::new(Plugin {
             auth: RefCell::new(auth),
             settings: Settings {
@@ -111,7 +110,8 @@ impl WardenRoot {
             },
         }));
         if remote {
-            abi::set_tick_period_ms(TICK_MS).map_err(|e| format!("cannot set tick period (host status {})", e.0))?;
+            abi::set_tick_period_ms(TICK_MS)
+                .map_err(|e| format!("cannot set tick period (host status {})", e.0))?;
         }
         Ok(())
     }
@@ -128,7 +128,8 @@ impl Context for WardenRoot {
         let Ok(mut auth) = plugin.auth.try_borrow_mut() else {
             return;
         };
-        let (status, body) = read_fetch_response(body_size, auth.remote(issuer).map_or(0, |r| r.source.max_bytes));
+        let (status, body) =
+            read_fetch_response(body_size, auth.remote(issuer).map_or(0, |r| r.source.max_bytes));
         let now = now_ms().unwrap_or(0) / 1000;
         let result = auth.on_fetch(issuer, now, &HostStore, status, body.as_deref());
         log_fetch(&auth, issuer, &result);
@@ -183,19 +184,42 @@ impl RootContext for WardenRoot {
     }
 }
 
+struct HostHttp;
+
+impl HttpCaller for HostHttp {
+    fn get(&self, cluster: &str, authority: &str, path: &str, timeout_ms: u64) -> Result<u32, DispatchError> {
+        let headers = [
+            (":method", "GET"),
+            (":path", path),
+            (":authority", authority),
+            ("accept", "application/json"),
+        ];
+        let timeout = u32::try_from(timeout_ms).unwrap_or(u32::MAX);
+        abi::http_call(cluster, &headers, timeout).map_err(|e| DispatchError(e.0))
+    }
+}
+
+struct HostClock;
+
+impl Clock for HostClock {
+    fn now_unix_secs(&self) -> u64 {
+        self.now_unix_millis() / 1000
+    }
+    /// 0 when the host cannot tell the time; callers treat that as "cannot decide".
+    fn now_unix_millis(&self) -> u64 {
+        abi::now_nanos().map_or(0, |n| n / 1_000_000)
+    }
+}
+
+fn now_ms() -> Option<u64> {
+    Some(HostClock.now_unix_millis()).filter(|ms| *ms > 0)
+}
+
 fn dispatch_fetch(auth: &Authenticator, issuer: usize) -> Result<u32, ()> {
-    let remote = auth.remote(issuer).ok_or(())?;
-    let headers = [
-        (":method", "GET"),
-        (":path", remote.source.path.as_str()),
-        (":authority", remote.authority()),
-        ("accept", "application/json"),
-    ];
-    let timeout = u32::try_from(remote.source.timeout_ms).unwrap_or(u32::MAX);
-    abi::http_call(&remote.source.cluster, &headers, timeout).map_err(|e| {
+    auth.dispatch_fetch(issuer, &HostHttp).map_err(|e| {
+        let cluster = auth.remote(issuer).map_or("?", |r| r.source.cluster.as_str());
         log::warn!(
-            "llm-warden: cannot dispatch JWKS fetch to cluster {:?} (host status {})",
-            remote.source.cluster,
+            "llm-warden: cannot dispatch JWKS fetch to cluster {cluster:?} (host status {})",
             e.0
         );
     })
@@ -211,7 +235,9 @@ fn read_fetch_response(body_size: usize, max_bytes: usize) -> (Option<u16>, Opti
     let body = if want == 0 {
         Some(Vec::new())
     } else {
-        abi::get_buffer(abi::BUFFER_HTTP_CALL_RESPONSE_BODY, 0, want).ok().flatten()
+        abi::get_buffer(abi::BUFFER_HTTP_CALL_RESPONSE_BODY, 0, want)
+            .ok()
+            .flatten()
     };
     (status, body)
 }
@@ -250,7 +276,9 @@ impl WardenHttp {
             self.deny(Reason::JwksUnavailable, None, &s.realm);
             return Action::Pause;
         };
-        let header = abi::get_header(abi::MAP_HTTP_REQUEST_HEADERS, &s.token_header).ok().flatten();
+        let header = abi::get_header(abi::MAP_HTTP_REQUEST_HEADERS, &s.token_header)
+            .ok()
+            .flatten();
         let verdict = match plugin.auth.try_borrow_mut() {
             Ok(mut auth) => {
                 let v = auth.authenticate(header.as_deref(), now_ms / 1000, &HostStore, may_fetch);
@@ -309,26 +337,49 @@ impl WardenHttp {
     fn deny(&mut self, reason: Reason, identity: Option<&Identity>, realm: &str) {
         let reply = denial_reply(reason, realm);
         if let Some(plugin) = self.plugin.clone() {
-            self.record(now_ms().unwrap_or(0), reason, reply.status, identity, &plugin.settings);
+            self.record(
+                now_ms().unwrap_or(0),
+                reason,
+                reply.status,
+                identity,
+                &plugin.settings,
+            );
         }
-        let headers: Vec<(&str, &str)> = reply.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let headers: Vec<(&str, &str)> = reply
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let details = format!("llm_warden_{}", reason.code());
-        if abi::send_local_response(u32::from(reply.status), &details, &headers, reply.body.as_bytes()).is_err() {
+        if abi::send_local_response(u32::from(reply.status), &details, &headers, reply.body.as_bytes())
+            .is_err()
+        {
             log::error!("llm-warden: could not send local reply; request stays paused");
         }
     }
 
-    fn record(&mut self, now_ms: u64, reason: Reason, status: u16, identity: Option<&Identity>, s: &Settings) {
+    fn record(
+        &mut self,
+        now_ms: u64,
+        reason: Reason,
+        status: u16,
+        identity: Option<&Identity>,
+        s: &Settings,
+    ) {
         let text = |path: &[&str]| {
             abi::get_property(path)
                 .ok()
                 .flatten()
                 .and_then(|b| String::from_utf8(b).ok())
         };
-        let path = abi::get_header(abi::MAP_HTTP_REQUEST_HEADERS, ":path").ok().flatten();
+        let path = abi::get_header(abi::MAP_HTTP_REQUEST_HEADERS, ":path")
+            .ok()
+            .flatten();
         let record = AuditRecord::new(now_ms, reason, status, identity).with_request(
             text(&["request", "id"]),
-            abi::get_header(abi::MAP_HTTP_REQUEST_HEADERS, ":method").ok().flatten(),
+            abi::get_header(abi::MAP_HTTP_REQUEST_HEADERS, ":method")
+                .ok()
+                .flatten(),
             path.as_deref(),
         );
         let _ = abi::set_property(&[s.audit_key.as_str()], record.to_json().as_bytes());
@@ -366,7 +417,6 @@ impl Context for WardenHttp {
         }
         self.decide(false, true);
     }
-
 }
 
 impl HttpContext for WardenHttp {
@@ -395,7 +445,8 @@ impl HttpContext for WardenHttp {
                     .and_then(|s| s.parse::<u16>().ok())
                 {
                     record.status = code;
-                    let _ = abi::set_property(&[plugin.settings.audit_key.as_str()], record.to_json().as_bytes());
+                    let _ =
+                        abi::set_property(&[plugin.settings.audit_key.as_str()], record.to_json().as_bytes());
                 }
             }
         }

@@ -112,7 +112,7 @@ class Envoy:
         self.proc = subprocess.Popen(
             [str(ENVOY), "-c", str(self.config_path), "--base-id", str(next(_base_ids)),
              "--concurrency", str(concurrency), "--log-level", "info",
-             "--component-log-level", "wasm:info"],
+             "--component-log-level", "wasm:info", "--file-flush-interval-msec", "200"],
             stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT,
         )
         self._wait_ready()

@@ -1,0 +1,54 @@
+# llm-warden — the two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+WASM  := target/wasm32-wasip1/release/llm_warden.wasm
+export RUSTUP_TOOLCHAIN := 1.95.0
+
+.PHONY: run test toolchain venv wasm lint unit validate integration bench-auth clean
+
+## make run: build, install Envoy locally, start the demo on 127.0.0.1:10000.
+run: wasm venv
+	$(PY) demo/run.py
+
+## make test: everything CI checks.
+test: lint unit wasm venv validate integration
+
+# rust-toolchain.toml pins 1.95.0 + wasm32-wasip1, but machines set RUSTUP_AUTO_INSTALL=0:
+# install explicitly (idempotent, seconds when already there).
+toolchain:
+	rustup toolchain install --no-self-update --profile minimal 1.95.0 --component rustfmt --component clippy
+	rustup target add --toolchain 1.95.0 wasm32-wasip1
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+wasm: toolchain
+	cargo build --release --target wasm32-wasip1 --lib
+	@ls -l $(WASM) | awk '{print "built " $$NF " (" $$5 " bytes)"}'
+
+lint: toolchain
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --target wasm32-wasip1 --lib -- -D warnings
+
+unit: toolchain
+	cargo test
+
+# envoy --mode validate on every Envoy YAML in the repo (loads the .wasm, runs on_configure).
+validate: wasm venv
+	$(PY) -m pytest -q tests/test_envoy_yaml.py
+
+integration: wasm venv
+	$(PY) -m pytest -q tests/integration
+
+## make bench-auth: native verification cost per algorithm and for a cache hit.
+bench-auth: toolchain
+	cargo bench --bench auth
+
+clean:
+	cargo clean
+	rm -rf $(VENV) run

@@ -16,9 +16,20 @@ test: lint unit wasm venv validate integration
 
 # rust-toolchain.toml pins 1.95.0 + wasm32-wasip1, but machines set RUSTUP_AUTO_INSTALL=0:
 # install explicitly (idempotent, seconds when already there).
+# Each step runs only when something is missing: `rustup toolchain install` re-syncs (and
+# re-downloads) even an installed toolchain, which also forces a full rebuild.
 toolchain:
-	rustup toolchain install --no-self-update --profile minimal 1.95.0 --component rustfmt --component clippy
-	rustup target add --toolchain 1.95.0 wasm32-wasip1
+	@rustup run 1.95.0 rustc --version >/dev/null 2>&1 || \
+	  rustup toolchain install --no-self-update --profile minimal 1.95.0
+	@installed="$$(rustup component list --installed --toolchain 1.95.0)"; \
+	  for c in rustfmt clippy rust-std-wasm32-wasip1; do \
+	    case "$$c" in rust-std-*) want="rust-std-$${c#rust-std-}";; *) want="$$c";; esac; \
+	    grep -q "^$$want" <<<"$$installed" || missing="$$missing $$c"; \
+	  done; \
+	  for c in $$missing; do \
+	    case "$$c" in rust-std-*) rustup target add --toolchain 1.95.0 "$${c#rust-std-}";; \
+	                *) rustup component add --toolchain 1.95.0 "$$c";; esac; \
+	  done
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements-dev.txt

@@ -1,0 +1,52 @@
+"""Every Envoy YAML in the repository passes `envoy --mode validate` with the built .wasm
+(which loads the module and runs on_configure); every example plugin config is accepted by
+on_configure in Envoy, and a broken one is refused with its field path."""
+import json
+from pathlib import Path
+
+import pytest
+
+import envoy_run
+
+ROOT = Path(__file__).resolve().parent.parent
+YAMLS = sorted(p for d in ("envoy", "examples") for p in (ROOT / d).rglob("*.yaml")
+               if "docker-compose" not in p.name)
+PLUGIN_CONFIGS = sorted((ROOT / "examples" / "plugin-configs").glob("*.json"))
+
+
+def test_there_is_something_to_validate():
+    assert YAMLS and PLUGIN_CONFIGS
+
+
+@pytest.mark.parametrize("path", YAMLS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_envoy_validates_yaml(path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the YAMLs name the .wasm relative to the repository root
+    result = envoy_run.validate(path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def _bootstrap_with(plugin_config: dict) -> dict:
+    clusters = [("idp_jwks", 1), ("spire_jwks", 2), ("jwks", 3)]
+    b = envoy_run.bootstrap(plugin_config, 10000, 9901, ("127.0.0.1", 18080), None)
+    b["static_resources"]["clusters"] += [envoy_run._cluster(name, "127.0.0.1", 18080 + i)
+                                          for name, i in clusters]
+    return b
+
+
+@pytest.mark.parametrize("path", PLUGIN_CONFIGS, ids=lambda p: p.name)
+def test_example_plugin_config_accepted_by_on_configure(path, tmp_path):
+    cfg = tmp_path / "envoy.json"
+    cfg.write_text(json.dumps(_bootstrap_with(json.loads(path.read_text()))))
+    result = envoy_run.validate(cfg)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_broken_config_fails_on_configure_naming_the_field(tmp_path):
+    broken = json.loads((ROOT / "examples/plugin-configs/minimal.json").read_text())
+    broken["issuers"][0]["jwks"]["remote"]["refresh_interval"] = 60  # typo'd field
+    cfg = tmp_path / "envoy.json"
+    cfg.write_text(json.dumps(_bootstrap_with(broken)))
+    result = envoy_run.validate(cfg)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "issuers[0].jwks.remote.refresh_interval: unknown field `refresh_interval`" in out, out[-3000:]

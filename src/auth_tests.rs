@@ -887,3 +887,107 @@ fn minimal_config_gets_safe_defaults() {
     assert_eq!(issuer.max_lifetime_s, 3600);
     assert!(!issuer.allowed_algorithms().iter().any(|a| a.is_hmac()));
 }
+
+// ---- never panic on input ----
+
+/// xorshift64*: a tiny deterministic PRNG so failures reproduce.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+fn mutate(rng: &mut Rng, input: &str) -> String {
+    let mut bytes = input.as_bytes().to_vec();
+    const ALPHABET: &[u8] = b".-_=+/ AZaz09{}\":,\\\0\xff\xc3";
+    for _ in 0..=rng.below(4) {
+        match rng.below(5) {
+            0 if !bytes.is_empty() => {
+                let i = rng.below(bytes.len());
+                bytes[i] = ALPHABET[rng.below(ALPHABET.len())];
+            }
+            1 if !bytes.is_empty() => {
+                bytes.truncate(rng.below(bytes.len()));
+            }
+            2 => {
+                let i = rng.below(bytes.len() + 1);
+                bytes.insert(i, ALPHABET[rng.below(ALPHABET.len())]);
+            }
+            3 if !bytes.is_empty() => {
+                let i = rng.below(bytes.len());
+                bytes.remove(i);
+            }
+            _ => {
+                let i = rng.below(bytes.len() + 1);
+                let j = rng.below(bytes.len() + 1);
+                let (a, b) = (i.min(j), i.max(j));
+                let chunk = bytes[a..b].to_vec();
+                bytes.splice(a..a, chunk);
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[test]
+fn mutated_tokens_never_panic_and_never_pass_unsigned() {
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let mut auth = authenticator(json!({"hmac_secret_base64": STANDARD.encode(HMAC_SECRET)}));
+    let seeds: Vec<String> = ["RS256", "PS384", "ES256", "ES384", "EdDSA"]
+        .iter()
+        .map(|a| token(a, claims()))
+        .chain([token_with(json!({"alg": "HS256"}), claims(), "HS256")])
+        .collect();
+    let mut allowed = 0;
+    for i in 0..6000 {
+        let seed = &seeds[i % seeds.len()];
+        let t = mutate(&mut rng, seed);
+        let header = format!("Bearer {t}");
+        if let Verdict::Allow(_) = auth.authenticate(Some(&header), NOW, &MemStore::default(), true) {
+            // Only a mutation that leaves signing input and signature intact may pass
+            // (e.g. one that only touched trailing whitespace).
+            assert_eq!(t.trim(), seed.as_str(), "a modified token was accepted");
+            allowed += 1;
+        }
+    }
+    assert!(allowed < 6000);
+}
+
+#[test]
+fn mutated_configs_never_panic() {
+    let mut rng = Rng(0xc0ff_ee00_1234_5678);
+    let good = json!({"issuers": [{"name": "i", "issuer": ISS, "audiences": ["a"],
+        "jwks": {"inline": {"keys": [ed_jwk("e"), p256_jwk("p")]}},
+        "revoked": {"jtis": ["x"]}}],
+        "token": {"max_bytes": 4096}})
+    .to_string();
+    let mut accepted = 0;
+    for _ in 0..4000 {
+        let doc = mutate(&mut rng, &good);
+        if let Ok(cfg) = Config::parse(doc.as_bytes()) {
+            accepted += 1;
+            assert!(Authenticator::new(&cfg).is_ok());
+        }
+    }
+    assert!(accepted < 4000);
+}
+
+#[test]
+fn random_jwks_documents_never_panic() {
+    let mut rng = Rng(0x1111_2222_3333_4444);
+    let good =
+        json!({"keys": [rsa_jwk(&keys().rsa, "r"), p256_jwk("p"), p384_jwk("q"), ed_jwk("e")]}).to_string();
+    let store = MemStore::default();
+    let mut auth = remote_auth(json!({}));
+    for i in 0..3000 {
+        let doc = mutate(&mut rng, &good);
+        let _ = auth.on_fetch(0, NOW + i, &store, Some(200), Some(doc.as_bytes()));
+    }
+}

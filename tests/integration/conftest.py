@@ -88,6 +88,9 @@ class Stack:
 
     def stop(self):
         self.envoy.stop()
+        log = self.envoy.log()
+        # A panic traps the VM and Envoy answers 503 until reload: never acceptable.
+        assert "panicked at" not in log and "Uncaught RuntimeError" not in log, log[-4000:]
         self.jwks.stop()
         self.upstream.stop()
 

@@ -53,6 +53,29 @@ def wasm_filter(plugin_config: dict, name: str = "llm-warden", vm_id: str = "llm
     }
 
 
+def listener(plugin_config: dict, listen_port: int, access_log: str | None = None) -> dict:
+    return bootstrap(plugin_config, listen_port, 0, ("127.0.0.1", 1), None, access_log)[
+        "static_resources"]["listeners"][0]
+
+
+def write_lds(path: Path, listener_config: dict):
+    """Atomically replaces a file-based LDS resource; Envoy watches the directory for moves."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"resources": [
+        {"@type": "type.googleapis.com/envoy.config.listener.v3.Listener", **listener_config}]}))
+    os.replace(tmp, path)
+
+
+def with_file_lds(config: dict, lds_path: Path) -> dict:
+    """Moves the bootstrap's listener into a watched LDS file, so tests can update it live."""
+    listeners = config["static_resources"].pop("listeners")
+    write_lds(lds_path, listeners[0])
+    config["dynamic_resources"] = {"lds_config": {"resource_api_version": "V3", "path_config_source": {
+        "path": str(lds_path), "watched_directory": {"path": str(lds_path.parent)}}}}
+    config["node"] = {"id": "llm-warden-test", "cluster": "llm-warden-test"}
+    return config
+
+
 def bootstrap(plugin_config: dict, listen_port: int, admin_port: int, upstream: tuple[str, int],
               jwks: tuple[str, int] | None, access_log: str | None = None) -> dict:
     access = []
@@ -98,6 +121,14 @@ def bootstrap(plugin_config: dict, listen_port: int, admin_port: int, upstream: 
     }
 
 
+def port_of(config: dict) -> int:
+    listeners = config["static_resources"].get("listeners")
+    if listeners:
+        return listeners[0]["address"]["socket_address"]["port_value"]
+    lds = json.loads(Path(config["dynamic_resources"]["lds_config"]["path_config_source"]["path"]).read_text())
+    return lds["resources"][0]["address"]["socket_address"]["port_value"]
+
+
 _base_ids = iter(range(1000 + (os.getpid() % 1000) * 10, 10**6))
 
 
@@ -108,7 +139,7 @@ class Envoy:
         self.config_path.write_text(json.dumps(config, indent=1))
         self.log_path = workdir / "envoy.log"
         self.admin_port = config["admin"]["address"]["socket_address"]["port_value"]
-        self.port = config["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"]
+        self.port = port_of(config)
         self.proc = subprocess.Popen(
             [str(ENVOY), "-c", str(self.config_path), "--base-id", str(next(_base_ids)),
              "--concurrency", str(concurrency), "--log-level", "info",

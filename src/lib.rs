@@ -22,11 +22,15 @@ pub mod host;
 pub mod identity;
 pub mod jose;
 pub mod jwks;
+pub mod llm_request;
+pub mod policy;
 pub mod reason;
 pub mod token_cache;
 
 #[cfg(test)]
 mod auth_tests;
+#[cfg(test)]
+mod policy_tests;
 
 #[cfg(target_arch = "wasm32")]
 mod adapter;

@@ -1,0 +1,451 @@
+//! Understanding an LLM API request: which endpoint, which model, which tools, streaming and
+//! token caps, from the path, a header or the JSON body (OpenAI chat/completions/embeddings/
+//! responses and Anthropic messages shapes).
+
+use serde_json::{Map, Value};
+
+/// The API operation, derived from the path. Policies grant actions by these names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    ChatCompletions,
+    Completions,
+    Embeddings,
+    Responses,
+    Messages,
+    Models,
+    /// Anything else (admin APIs, health, files...): no body inspection.
+    Other,
+}
+
+impl Endpoint {
+    pub fn from_path(path: &str) -> Endpoint {
+        let path = path.split(['?', '#']).next().unwrap_or_default().trim_end_matches('/');
+        // Azure-style and proxy prefixes end in the same operation names.
+        if path.ends_with("/chat/completions") {
+            Endpoint::ChatCompletions
+        } else if path.ends_with("/v1/completions") || path.ends_with("/completions") {
+            Endpoint::Completions
+        } else if path.ends_with("/embeddings") {
+            Endpoint::Embeddings
+        } else if path.ends_with("/v1/responses") || path == "/responses" {
+            Endpoint::Responses
+        } else if path.ends_with("/v1/messages") || path == "/messages" {
+            Endpoint::Messages
+        } else if path.ends_with("/v1/models") || path.contains("/v1/models/") {
+            Endpoint::Models
+        } else {
+            Endpoint::Other
+        }
+    }
+
+    /// The action name policies grant.
+    pub fn action(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "chat",
+            Endpoint::Completions => "completions",
+            Endpoint::Embeddings => "embeddings",
+            Endpoint::Responses => "responses",
+            Endpoint::Messages => "messages",
+            Endpoint::Models => "models",
+            Endpoint::Other => "other",
+        }
+    }
+
+    /// Endpoints whose JSON body carries the model and tools.
+    pub fn has_json_body(self) -> bool {
+        matches!(
+            self,
+            Endpoint::ChatCompletions
+                | Endpoint::Completions
+                | Endpoint::Embeddings
+                | Endpoint::Responses
+                | Endpoint::Messages
+        )
+    }
+}
+
+/// A forced tool choice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolChoice {
+    /// The model must call this tool.
+    Named(String),
+    /// The model must call some tool ("required" / Anthropic "any").
+    Required,
+}
+
+/// What authorization needs to know about the body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BodyFacts {
+    pub model: Option<String>,
+    /// Declared tool names (functions by name, built-in tools by type).
+    pub tools: Vec<String>,
+    pub tool_choice: Option<ToolChoice>,
+    pub stream: bool,
+    /// `max_tokens`, `max_completion_tokens` or `max_output_tokens`, the largest present.
+    pub max_tokens: Option<u64>,
+}
+
+impl BodyFacts {
+    /// Every tool the request declares or forces.
+    pub fn all_tools(&self) -> Vec<&str> {
+        let mut t: Vec<&str> = self.tools.iter().map(String::as_str).collect();
+        if let Some(ToolChoice::Named(n)) = &self.tool_choice {
+            if !t.contains(&n.as_str()) {
+                t.push(n.as_str());
+            }
+        }
+        t
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyError {
+    /// Not JSON, or not a JSON object.
+    NotJson,
+    /// A field has the wrong type (e.g. `model: 5`); names the field.
+    BadField(&'static str),
+}
+
+/// Names longer than this are refused: no real model or tool name is that long, and the
+/// names end up in audit records and error messages.
+pub const MAX_NAME_LEN: usize = 256;
+
+fn name(v: &Value, field: &'static str) -> Result<String, BodyError> {
+    match v.as_str() {
+        Some(s) if !s.is_empty() && s.len() <= MAX_NAME_LEN => Ok(s.to_string()),
+        _ => Err(BodyError::BadField(field)),
+    }
+}
+
+/// Parses the request body of a JSON endpoint.
+pub fn parse_body(body: &[u8]) -> Result<(Map<String, Value>, BodyFacts), BodyError> {
+    let value: Value = serde_json::from_slice(body).map_err(|_| BodyError::NotJson)?;
+    let Value::Object(obj) = value else {
+        return Err(BodyError::NotJson);
+    };
+    let facts = facts_of(&obj)?;
+    Ok((obj, facts))
+}
+
+pub fn facts_of(obj: &Map<String, Value>) -> Result<BodyFacts, BodyError> {
+    let mut f = BodyFacts::default();
+    if let Some(m) = obj.get("model") {
+        f.model = Some(name(m, "model")?);
+    }
+    match obj.get("stream") {
+        None | Some(Value::Null) => {}
+        Some(Value::Bool(b)) => f.stream = *b,
+        Some(_) => return Err(BodyError::BadField("stream")),
+    }
+    for key in ["max_tokens", "max_completion_tokens", "max_output_tokens"] {
+        match obj.get(key) {
+            None | Some(Value::Null) => {}
+            Some(v) => {
+                let n = v.as_u64().ok_or(BodyError::BadField("max_tokens"))?;
+                f.max_tokens = Some(f.max_tokens.map_or(n, |m| m.max(n)));
+            }
+        }
+    }
+    match obj.get("tools") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(tools)) => {
+            for t in tools {
+                f.tools.push(tool_name(t)?);
+            }
+        }
+        Some(_) => return Err(BodyError::BadField("tools")),
+    }
+    // Legacy OpenAI `functions`.
+    match obj.get("functions") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(fs)) => {
+            for func in fs {
+                f.tools.push(name(func.get("name").unwrap_or(&Value::Null), "functions")?);
+            }
+        }
+        Some(_) => return Err(BodyError::BadField("functions")),
+    }
+    f.tool_choice = tool_choice(obj.get("tool_choice"))?;
+    if f.tool_choice.is_none() {
+        // Legacy `function_call: {"name": ...}`.
+        if let Some(Value::Object(fc)) = obj.get("function_call") {
+            f.tool_choice = Some(ToolChoice::Named(name(
+                fc.get("name").unwrap_or(&Value::Null),
+                "function_call",
+            )?));
+        }
+    }
+    f.tools.dedup();
+    Ok(f)
+}
+
+/// A declared tool's name: OpenAI chat `{"type":"function","function":{"name"}}`, Responses
+/// `{"type":"function","name"}`, Anthropic `{"name", "input_schema"}`; built-in tools
+/// (`{"type":"web_search_preview"}`, MCP servers) are named by type (and server label).
+fn tool_name(t: &Value) -> Result<String, BodyError> {
+    let Value::Object(o) = t else {
+        return Err(BodyError::BadField("tools"));
+    };
+    if let Some(func) = o.get("function") {
+        return name(func.get("name").unwrap_or(&Value::Null), "tools");
+    }
+    if let Some(n) = o.get("name") {
+        return name(n, "tools");
+    }
+    match o.get("type").and_then(Value::as_str) {
+        Some("mcp") => {
+            let label = o.get("server_label").and_then(Value::as_str).unwrap_or("");
+            name(&Value::String(format!("mcp:{label}")), "tools")
+        }
+        Some(kind) => name(&Value::String(kind.to_string()), "tools"),
+        None => Err(BodyError::BadField("tools")),
+    }
+}
+
+fn tool_choice(v: Option<&Value>) -> Result<Option<ToolChoice>, BodyError> {
+    Ok(match v {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => match s.as_str() {
+            "required" | "any" => Some(ToolChoice::Required),
+            _ => None, // "auto", "none"
+        },
+        Some(Value::Object(o)) => {
+            let kind = o.get("type").and_then(Value::as_str).unwrap_or("");
+            if let Some(func) = o.get("function") {
+                // OpenAI chat: {"type":"function","function":{"name"}}
+                Some(ToolChoice::Named(name(func.get("name").unwrap_or(&Value::Null), "tool_choice")?))
+            } else if let Some(n) = o.get("name") {
+                // Responses {"type":"function","name"}, Anthropic {"type":"tool","name"}
+                Some(ToolChoice::Named(name(n, "tool_choice")?))
+            } else {
+                match kind {
+                    "any" | "required" => Some(ToolChoice::Required),
+                    "auto" | "none" | "" => None,
+                    // A built-in tool forced by type.
+                    other => Some(ToolChoice::Named(name(&Value::String(other.to_string()), "tool_choice")?)),
+                }
+            }
+        }
+        Some(_) => return Err(BodyError::BadField("tool_choice")),
+    })
+}
+
+/// Rewrites the token cap fields present in the body to at most `cap`; returns the new body.
+pub fn clamp_max_tokens(obj: &mut Map<String, Value>, cap: u64) -> Vec<u8> {
+    let mut any = false;
+    for key in ["max_tokens", "max_completion_tokens", "max_output_tokens"] {
+        if let Some(v) = obj.get_mut(key) {
+            if v.as_u64().is_some_and(|n| n > cap) {
+                *v = Value::from(cap);
+            }
+            any = true;
+        }
+    }
+    if !any {
+        // No cap given: the upstream default may exceed ours, so set one explicitly.
+        obj.insert("max_tokens".into(), Value::from(cap));
+    }
+    serde_json::to_vec(obj).unwrap_or_default()
+}
+
+/// A path template such as `/openai/deployments/{model}/**`: `{model}` captures one segment,
+/// `*` matches one segment, a trailing `**` matches the rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathPattern {
+    segments: Vec<String>,
+}
+
+impl PathPattern {
+    pub fn parse(pattern: &str) -> Result<PathPattern, String> {
+        if !pattern.starts_with('/') {
+            return Err("must start with \"/\"".into());
+        }
+        let segments: Vec<String> = pattern.trim_start_matches('/').split('/').map(str::to_string).collect();
+        if segments.iter().filter(|s| *s == "{model}").count() != 1 {
+            return Err("must contain exactly one {model} segment".into());
+        }
+        if let Some(pos) = segments.iter().position(|s| s == "**") {
+            if pos + 1 != segments.len() {
+                return Err("\"**\" may only be the last segment".into());
+            }
+        }
+        Ok(PathPattern { segments })
+    }
+
+    /// The model named by `path`, if it matches.
+    pub fn model_of(&self, path: &str) -> Option<String> {
+        let path = path.split(['?', '#']).next().unwrap_or_default();
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let mut model = None;
+        for (i, seg) in self.segments.iter().enumerate() {
+            if seg == "**" {
+                return model;
+            }
+            let part = *parts.get(i)?;
+            match seg.as_str() {
+                "{model}" if !part.is_empty() && part.len() <= MAX_NAME_LEN => model = Some(part.to_string()),
+                "{model}" => return None,
+                "*" => {}
+                literal if literal == part => {}
+                _ => return None,
+            }
+        }
+        if parts.len() == self.segments.len() {
+            model
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn facts(v: Value) -> Result<BodyFacts, BodyError> {
+        parse_body(v.to_string().as_bytes()).map(|(_, f)| f)
+    }
+
+    #[test]
+    fn endpoints_from_paths() {
+        assert_eq!(Endpoint::from_path("/v1/chat/completions"), Endpoint::ChatCompletions);
+        assert_eq!(Endpoint::from_path("/v1/chat/completions?x=1"), Endpoint::ChatCompletions);
+        assert_eq!(
+            Endpoint::from_path("/openai/deployments/gpt4/chat/completions"),
+            Endpoint::ChatCompletions
+        );
+        assert_eq!(Endpoint::from_path("/v1/completions"), Endpoint::Completions);
+        assert_eq!(Endpoint::from_path("/v1/embeddings"), Endpoint::Embeddings);
+        assert_eq!(Endpoint::from_path("/v1/responses"), Endpoint::Responses);
+        assert_eq!(Endpoint::from_path("/v1/messages"), Endpoint::Messages);
+        assert_eq!(Endpoint::from_path("/v1/models"), Endpoint::Models);
+        assert_eq!(Endpoint::from_path("/admin/models/load"), Endpoint::Other);
+        assert!(Endpoint::ChatCompletions.has_json_body());
+        assert!(!Endpoint::Models.has_json_body());
+    }
+
+    #[test]
+    fn openai_chat_shape() {
+        let f = facts(json!({
+            "model": "gpt-4o", "stream": true, "max_completion_tokens": 512,
+            "messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {}}},
+                      {"type": "function", "function": {"name": "search"}}],
+            "tool_choice": {"type": "function", "function": {"name": "get_weather"}}
+        }))
+        .unwrap();
+        assert_eq!(f.model.as_deref(), Some("gpt-4o"));
+        assert!(f.stream);
+        assert_eq!(f.max_tokens, Some(512));
+        assert_eq!(f.tools, vec!["get_weather", "search"]);
+        assert_eq!(f.tool_choice, Some(ToolChoice::Named("get_weather".into())));
+    }
+
+    #[test]
+    fn legacy_functions_and_forced_undeclared_tool() {
+        let f = facts(json!({"model": "m", "functions": [{"name": "a"}], "function_call": {"name": "b"}})).unwrap();
+        assert_eq!(f.all_tools(), vec!["a", "b"]);
+        let f = facts(json!({"model": "m", "tool_choice": "required"})).unwrap();
+        assert_eq!(f.tool_choice, Some(ToolChoice::Required));
+        let f = facts(json!({"model": "m", "tool_choice": "auto"})).unwrap();
+        assert_eq!(f.tool_choice, None);
+    }
+
+    #[test]
+    fn responses_api_shape() {
+        let f = facts(json!({
+            "model": "o4-mini", "input": "hi", "max_output_tokens": 100,
+            "tools": [{"type": "function", "name": "lookup"}, {"type": "web_search_preview"},
+                      {"type": "mcp", "server_label": "github", "server_url": "https://x"}],
+            "tool_choice": {"type": "function", "name": "lookup"}
+        }))
+        .unwrap();
+        assert_eq!(f.tools, vec!["lookup", "web_search_preview", "mcp:github"]);
+        assert_eq!(f.tool_choice, Some(ToolChoice::Named("lookup".into())));
+        assert_eq!(f.max_tokens, Some(100));
+    }
+
+    #[test]
+    fn anthropic_messages_shape() {
+        let f = facts(json!({
+            "model": "claude-sonnet-4", "max_tokens": 1024, "stream": false,
+            "messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"name": "get_stock", "input_schema": {"type": "object"}},
+                      {"type": "web_search_20250305", "name": "web_search"}],
+            "tool_choice": {"type": "tool", "name": "get_stock"}
+        }))
+        .unwrap();
+        assert_eq!(f.tools, vec!["get_stock", "web_search"]);
+        assert_eq!(f.tool_choice, Some(ToolChoice::Named("get_stock".into())));
+        let f = facts(json!({"model": "c", "tool_choice": {"type": "any"}})).unwrap();
+        assert_eq!(f.tool_choice, Some(ToolChoice::Required));
+    }
+
+    #[test]
+    fn embeddings_and_completions_shapes() {
+        let f = facts(json!({"model": "text-embedding-3-small", "input": ["a", "b"]})).unwrap();
+        assert_eq!(f.model.as_deref(), Some("text-embedding-3-small"));
+        assert!(f.tools.is_empty());
+        let f = facts(json!({"model": "davinci", "prompt": "x", "max_tokens": 7})).unwrap();
+        assert_eq!(f.max_tokens, Some(7));
+    }
+
+    #[test]
+    fn malformed_bodies() {
+        for bad in [&b"not json"[..], b"[1,2]", b"\"s\"", b"{\"model\": ", b"", b"\xff\xfe"] {
+            assert_eq!(parse_body(bad).unwrap_err(), BodyError::NotJson, "{bad:?}");
+        }
+        assert_eq!(facts(json!({"model": 5})).unwrap_err(), BodyError::BadField("model"));
+        assert_eq!(facts(json!({"model": ""})).unwrap_err(), BodyError::BadField("model"));
+        assert_eq!(facts(json!({"stream": "yes"})).unwrap_err(), BodyError::BadField("stream"));
+        assert_eq!(facts(json!({"max_tokens": -1})).unwrap_err(), BodyError::BadField("max_tokens"));
+        assert_eq!(facts(json!({"tools": {"a": 1}})).unwrap_err(), BodyError::BadField("tools"));
+        assert_eq!(facts(json!({"tools": [{"type": "function", "function": {}}]})).unwrap_err(), BodyError::BadField("tools"));
+        assert_eq!(facts(json!({"model": "x".repeat(300)})).unwrap_err(), BodyError::BadField("model"));
+    }
+
+    #[test]
+    fn unicode_and_escapes() {
+        let f = facts(json!({"model": "modèle-日本", "tools": [{"name": "wéather"}]})).unwrap();
+        assert_eq!(f.model.as_deref(), Some("modèle-日本"));
+        // Escaped forms decode to the same name: no bypass by \u escapes.
+        let (_, f) = parse_body(br#"{"model":"gpt\u002d4o","tools":[{"name":"se\u0061rch"}]}"#).unwrap();
+        assert_eq!(f.model.as_deref(), Some("gpt-4o"));
+        assert_eq!(f.tools, vec!["search"]);
+    }
+
+    #[test]
+    fn huge_body_parses_without_recursion_blowup() {
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert_eq!(parse_body(deep.as_bytes()).unwrap_err(), BodyError::NotJson);
+        let big = json!({"model": "m", "messages": [{"role": "user", "content": "x".repeat(3_000_000)}]});
+        assert_eq!(facts(big).unwrap().model.as_deref(), Some("m"));
+    }
+
+    #[test]
+    fn clamping_rewrites_caps() {
+        let (mut obj, _) = parse_body(br#"{"model":"m","max_tokens":4000,"max_completion_tokens":10}"#).unwrap();
+        let body = clamp_max_tokens(&mut obj, 256);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["max_tokens"], 256);
+        assert_eq!(v["max_completion_tokens"], 10);
+        let (mut obj, _) = parse_body(br#"{"model":"m"}"#).unwrap();
+        let v: Value = serde_json::from_slice(&clamp_max_tokens(&mut obj, 64)).unwrap();
+        assert_eq!(v["max_tokens"], 64);
+    }
+
+    #[test]
+    fn path_patterns() {
+        let azure = PathPattern::parse("/openai/deployments/{model}/**").unwrap();
+        assert_eq!(azure.model_of("/openai/deployments/gpt-4o/chat/completions?api-version=1").as_deref(), Some("gpt-4o"));
+        assert_eq!(azure.model_of("/openai/other/gpt-4o/chat"), None);
+        let bedrock = PathPattern::parse("/model/{model}/invoke").unwrap();
+        assert_eq!(bedrock.model_of("/model/anthropic.claude-v2/invoke").as_deref(), Some("anthropic.claude-v2"));
+        assert_eq!(bedrock.model_of("/model/x/invoke/extra"), None);
+        assert_eq!(bedrock.model_of("/model//invoke"), None);
+        assert!(PathPattern::parse("/no/model").is_err());
+        assert!(PathPattern::parse("/a/**/{model}").is_err());
+        assert!(PathPattern::parse("relative/{model}").is_err());
+    }
+}

@@ -1,0 +1,802 @@
+//! Authorization: routes choose a named policy; a policy's rules grant models, tools and
+//! actions to identities that satisfy the rule's conditions. Deny by default: a request is
+//! allowed only by a rule that grants everything it asks for.
+
+use crate::claims::Identity;
+use crate::config::ConfigError;
+use crate::llm_request::{BodyFacts, Endpoint, PathPattern, ToolChoice};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+// ---------- configuration ----------
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizationConfig {
+    /// First match wins; a request matching no route rule is denied.
+    pub routes: Vec<RouteRule>,
+    pub policies: BTreeMap<String, PolicyConfig>,
+    #[serde(default)]
+    pub model_from: ModelSource,
+    #[serde(default)]
+    pub request_body: BodyLimits,
+    #[serde(default)]
+    pub response_tool_calls: ResponseToolCalls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRule {
+    #[serde(rename = "match")]
+    pub matcher: RouteMatch,
+    pub policy: String,
+}
+
+/// All given fields must match. Globs use `*`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteMatch {
+    /// Envoy route name (`xds.route_name`; routes need a `name`).
+    pub route_name: Option<String>,
+    /// `:authority` without port, e.g. `llm.example.com` or `*.example.com`.
+    pub host: Option<String>,
+    pub path_prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    /// Decide and audit "would_deny", but let the request through.
+    Monitor,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    #[serde(default)]
+    pub mode: Mode,
+    pub rules: Vec<RuleConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    pub name: String,
+    /// Who the rule applies to, and under which conditions. Empty: every authenticated caller.
+    #[serde(default)]
+    pub when: When,
+    /// Granted actions (globs): chat, completions, embeddings, responses, messages, models,
+    /// other. Default: all.
+    #[serde(default = "all")]
+    pub actions: Vec<String>,
+    /// Granted models (exact names or globs). Default: none.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Granted tools (globs). Default: none.
+    #[serde(default)]
+    pub tools: Vec<String>,
+    pub max_tokens: Option<TokenCap>,
+    /// Whether `stream: true` is allowed.
+    #[serde(default = "yes")]
+    pub streaming: bool,
+}
+
+fn all() -> Vec<String> {
+    vec!["*".into()]
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct When {
+    /// Every one of these scopes.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// At least one of these scopes.
+    #[serde(default)]
+    pub any_scopes: Vec<String>,
+    /// Configured issuer names (e.g. only the human IdP for admin routes).
+    #[serde(default)]
+    pub issuers: Vec<String>,
+    /// The token's `aud` must contain one of these.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Subject globs.
+    #[serde(default)]
+    pub subjects: Vec<String>,
+    /// Claim conditions; dotted names reach into objects (`org.tenant`).
+    #[serde(default)]
+    pub claims: BTreeMap<String, ValueMatch>,
+    /// Any of these windows must contain the current time.
+    #[serde(default)]
+    pub time_windows: Vec<TimeWindow>,
+    /// The client address must fall in one of these CIDRs.
+    #[serde(default)]
+    pub source_cidrs: Vec<String>,
+    /// Request header conditions (lower-case names).
+    #[serde(default)]
+    pub headers: BTreeMap<String, ValueMatch>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum ValueMatch {
+    Equals(Value),
+    In(Vec<Value>),
+    Prefix(String),
+    Present(bool),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeWindow {
+    /// mon, tue, wed, thu, fri, sat, sun.
+    pub days: Vec<String>,
+    /// "HH:MM", inclusive.
+    pub start: String,
+    /// "HH:MM", exclusive; earlier than start means the window crosses midnight.
+    pub end: String,
+    /// "+HH:MM" / "-HH:MM" (default UTC).
+    #[serde(default = "utc")]
+    pub utc_offset: String,
+}
+
+fn utc() -> String {
+    "+00:00".into()
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenCap {
+    pub limit: u64,
+    #[serde(default)]
+    pub on_exceed: OnExceed,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnExceed {
+    #[default]
+    Reject,
+    /// Rewrite the request's cap down to the limit.
+    Clamp,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSource {
+    /// Path templates with a `{model}` segment, e.g. `/openai/deployments/{model}/**`.
+    #[serde(default)]
+    pub path_patterns: Vec<String>,
+    /// A request header naming the model (e.g. `x-model`), used when the body has none.
+    pub header: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BodyLimits {
+    /// Larger request bodies on inspected routes are refused with 413.
+    #[serde(default = "default_body_max")]
+    pub max_bytes: usize,
+}
+
+impl Default for BodyLimits {
+    fn default() -> Self {
+        BodyLimits {
+            max_bytes: default_body_max(),
+        }
+    }
+}
+
+fn default_body_max() -> usize {
+    1024 * 1024
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseToolCalls {
+    #[serde(default)]
+    pub on_forbidden: ForbiddenToolCall,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForbiddenToolCall {
+    /// Replace the response (or the rest of the stream) with an API error.
+    #[default]
+    Error,
+    /// Replace it with a normal assistant message saying the tool call was blocked.
+    Refusal,
+}
+
+// ---------- compiled form ----------
+
+#[derive(Debug, Clone)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let (a, p) = s.split_once('/').unwrap_or((s, ""));
+        let addr: IpAddr = a.parse().map_err(|_| format!("{s:?} is not an IP address or CIDR"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = if p.is_empty() {
+            max
+        } else {
+            p.parse::<u8>().ok().filter(|n| *n <= max).ok_or_else(|| format!("{s:?} has a bad prefix length"))?
+        };
+        Ok(Cidr { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Window {
+    days: [bool; 7],
+    start: u32,
+    end: u32,
+    offset_s: i64,
+}
+
+fn parse_hhmm(s: &str) -> Option<u32> {
+    let (h, m) = s.split_once(':')?;
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    (h <= 24 && m < 60 && h * 60 + m <= 24 * 60 && h.to_string().len() <= 2 && m.to_string().len() <= 2)
+        .then_some(h * 60 + m)
+}
+
+fn parse_offset(s: &str) -> Option<i64> {
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1, s.get(1..)?),
+        b'-' => (-1, s.get(1..)?),
+        _ => return None,
+    };
+    let minutes = i64::from(parse_hhmm(rest)?);
+    (minutes <= 14 * 60).then_some(sign * minutes * 60)
+}
+
+const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+impl Window {
+    fn parse(w: &TimeWindow, p: &str) -> Result<Window, ConfigError> {
+        let mut days = [false; 7];
+        if w.days.is_empty() {
+            return Err(cerr(format!("{p}.days"), "must list at least one day"));
+        }
+        for (i, d) in w.days.iter().enumerate() {
+            let idx = DAYS
+                .iter()
+                .position(|x| x.eq_ignore_ascii_case(d))
+                .ok_or_else(|| cerr(format!("{p}.days[{i}]"), "must be one of mon..sun"))?;
+            if let Some(slot) = days.get_mut(idx) {
+                *slot = true;
+            }
+        }
+        let start = parse_hhmm(&w.start).ok_or_else(|| cerr(format!("{p}.start"), "must be HH:MM"))?;
+        let end = parse_hhmm(&w.end).ok_or_else(|| cerr(format!("{p}.end"), "must be HH:MM"))?;
+        let offset_s =
+            parse_offset(&w.utc_offset).ok_or_else(|| cerr(format!("{p}.utc_offset"), "must be +HH:MM or -HH:MM"))?;
+        Ok(Window {
+            days,
+            start,
+            end,
+            offset_s,
+        })
+    }
+
+    fn contains(&self, now_unix: u64) -> bool {
+        let local = now_unix as i64 + self.offset_s;
+        let day_index = local.div_euclid(86_400);
+        let minute = (local.rem_euclid(86_400) / 60) as u32;
+        // 1970-01-01 was a Thursday (index 3 with Monday = 0).
+        let weekday = |d: i64| (d + 3).rem_euclid(7) as usize;
+        let day_on = |d: i64| self.days.get(weekday(d)).copied().unwrap_or(false);
+        if self.start <= self.end {
+            day_on(day_index) && self.start <= minute && minute < self.end
+        } else {
+            // Crosses midnight: the early-morning part belongs to the previous day's window.
+            (day_on(day_index) && minute >= self.start) || (day_on(day_index - 1) && minute < self.end)
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    name: String,
+    when: When,
+    windows: Vec<Window>,
+    cidrs: Vec<Cidr>,
+    actions: Vec<String>,
+    models: Vec<String>,
+    tools: Vec<String>,
+    max_tokens: Option<TokenCap>,
+    streaming: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub name: String,
+    pub mode: Mode,
+    rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Authorizer {
+    routes: Vec<(RouteMatch, usize)>,
+    policies: Vec<Policy>,
+    pub model_patterns: Vec<PathPattern>,
+    pub model_header: Option<String>,
+    pub body_max_bytes: usize,
+    pub on_forbidden_tool_call: ForbiddenToolCall,
+    /// Header names the conditions read, so the adapter fetches only those.
+    pub condition_headers: Vec<String>,
+}
+
+fn cerr(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+impl Authorizer {
+    /// Compiles and validates; `issuer_names` are the configured issuers' names.
+    pub fn new(cfg: &AuthorizationConfig, issuer_names: &[String]) -> Result<Authorizer, ConfigError> {
+        let p = "authorization";
+        if cfg.routes.is_empty() {
+            return Err(cerr(format!("{p}.routes"), "at least one route rule is required"));
+        }
+        let names: Vec<&String> = cfg.policies.keys().collect();
+        let mut routes = Vec::new();
+        for (i, r) in cfg.routes.iter().enumerate() {
+            let m = &r.matcher;
+            if m.route_name.is_none() && m.host.is_none() && m.path_prefix.is_none() {
+                return Err(cerr(
+                    format!("{p}.routes[{i}].match"),
+                    "needs route_name, host or path_prefix (use path_prefix \"/\" for all)",
+                ));
+            }
+            if m.path_prefix.as_deref().is_some_and(|x| !x.starts_with('/')) {
+                return Err(cerr(format!("{p}.routes[{i}].match.path_prefix"), "must start with \"/\""));
+            }
+            let idx = names.iter().position(|n| **n == r.policy).ok_or_else(|| {
+                cerr(format!("{p}.routes[{i}].policy"), format!("no policy named {:?}", r.policy))
+            })?;
+            routes.push((m.clone(), idx));
+        }
+        let mut policies = Vec::new();
+        let mut condition_headers = Vec::new();
+        for (name, pc) in &cfg.policies {
+            let pp = format!("{p}.policies.{name}");
+            if pc.rules.is_empty() {
+                return Err(cerr(format!("{pp}.rules"), "at least one rule is required"));
+            }
+            let mut rules = Vec::new();
+            for (j, rc) in pc.rules.iter().enumerate() {
+                let rp = format!("{pp}.rules[{j}]");
+                if rc.name.is_empty() {
+                    return Err(cerr(format!("{rp}.name"), "must not be empty"));
+                }
+                if let Some((k, bad)) = rc.when.issuers.iter().enumerate().find(|(_, n)| !issuer_names.contains(n)) {
+                    return Err(cerr(format!("{rp}.when.issuers[{k}]"), format!("no issuer named {bad:?}")));
+                }
+                let windows = rc
+                    .when
+                    .time_windows
+                    .iter()
+                    .enumerate()
+                    .map(|(k, w)| Window::parse(w, &format!("{rp}.when.time_windows[{k}]")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let cidrs = rc
+                    .when
+                    .source_cidrs
+                    .iter()
+                    .enumerate()
+                    .map(|(k, c)| Cidr::parse(c).map_err(|m| cerr(format!("{rp}.when.source_cidrs[{k}]"), m)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                for h in rc.when.headers.keys() {
+                    if h.is_empty() || h.chars().any(|c| c.is_ascii_uppercase()) {
+                        return Err(cerr(format!("{rp}.when.headers.{h}"), "header names must be lower case"));
+                    }
+                    if !condition_headers.contains(h) {
+                        condition_headers.push(h.clone());
+                    }
+                }
+                if rc.max_tokens.is_some_and(|c| c.limit == 0) {
+                    return Err(cerr(format!("{rp}.max_tokens.limit"), "must be greater than 0"));
+                }
+                rules.push(Rule {
+                    name: rc.name.clone(),
+                    when: rc.when.clone(),
+                    windows,
+                    cidrs,
+                    actions: rc.actions.clone(),
+                    models: rc.models.clone(),
+                    tools: rc.tools.clone(),
+                    max_tokens: rc.max_tokens,
+                    streaming: rc.streaming,
+                });
+            }
+            policies.push(Policy {
+                name: name.clone(),
+                mode: pc.mode,
+                rules,
+            });
+        }
+        let model_patterns = cfg
+            .model_from
+            .path_patterns
+            .iter()
+            .enumerate()
+            .map(|(i, s)| PathPattern::parse(s).map_err(|m| cerr(format!("{p}.model_from.path_patterns[{i}]"), m)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(h) = &cfg.model_from.header {
+            if h.is_empty() || h.chars().any(|c| c.is_ascii_uppercase()) {
+                return Err(cerr(format!("{p}.model_from.header"), "must be a lower-case header name"));
+            }
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&cfg.request_body.max_bytes) {
+            return Err(cerr(format!("{p}.request_body.max_bytes"), "must be between 1024 and 67108864"));
+        }
+        Ok(Authorizer {
+            routes,
+            policies,
+            model_patterns,
+            model_header: cfg.model_from.header.clone(),
+            body_max_bytes: cfg.request_body.max_bytes,
+            on_forbidden_tool_call: cfg.response_tool_calls.on_forbidden,
+            condition_headers,
+        })
+    }
+
+    /// The policy for a request, by first matching route rule.
+    pub fn route(&self, route_name: Option<&str>, host: Option<&str>, path: &str) -> Option<&Policy> {
+        let host = host.map(strip_port);
+        self.routes
+            .iter()
+            .find(|(m, _)| {
+                m.route_name.as_deref().is_none_or(|g| route_name.is_some_and(|r| glob(g, r)))
+                    && m.host.as_deref().is_none_or(|g| host.is_some_and(|h| glob(&g.to_ascii_lowercase(), &h.to_ascii_lowercase())))
+                    && m.path_prefix.as_deref().is_none_or(|pre| path.starts_with(pre))
+            })
+            .and_then(|(_, i)| self.policies.get(*i))
+    }
+
+    /// The model named by the path or header, for requests whose body names none.
+    pub fn model_outside_body(&self, path: &str, header: impl Fn(&str) -> Option<String>) -> Option<String> {
+        self.model_patterns
+            .iter()
+            .find_map(|p| p.model_of(path))
+            .or_else(|| self.model_header.as_deref().and_then(header))
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split(']').next().map_or(host, |h| h.trim_start_matches('['));
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+/// `*` matches any run of characters (including none); everything else is literal.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some(b'*') => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(c) if Some(c) == t.get(ti) => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p.get(pi..).is_some_and(|rest| rest.iter().all(|c| *c == b'*'))
+}
+
+fn any_glob(patterns: &[String], text: &str) -> bool {
+    patterns.iter().any(|g| glob(g, text))
+}
+
+// ---------- evaluation ----------
+
+/// What the request is, beyond the caller's identity.
+pub struct RequestView<'a> {
+    pub endpoint: Endpoint,
+    pub source_ip: Option<IpAddr>,
+    pub now_unix: u64,
+    pub header: &'a dyn Fn(&str) -> Option<String>,
+    /// Body facts (None when the endpoint has no JSON body).
+    pub body: Option<&'a BodyFacts>,
+    /// The model from path/header when the body names none.
+    pub model_outside_body: Option<String>,
+}
+
+/// Why authorization failed: each maps to a 403 message saying what is missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    NoRoute,
+    InsufficientScope,
+    ActionNotPermitted,
+    ModelRequired,
+    ModelNotPermitted,
+    ToolNotPermitted(String),
+    StreamingNotPermitted,
+    MaxTokensExceeded(u64),
+}
+
+impl Denial {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Denial::NoRoute => "route_not_permitted",
+            Denial::InsufficientScope => "insufficient_scope",
+            Denial::ActionNotPermitted => "action_not_permitted",
+            Denial::ModelRequired => "model_required",
+            Denial::ModelNotPermitted => "model_not_permitted",
+            Denial::ToolNotPermitted(_) => "tool_not_permitted",
+            Denial::StreamingNotPermitted => "streaming_not_permitted",
+            Denial::MaxTokensExceeded(_) => "max_tokens_exceeded",
+        }
+    }
+
+    /// What the caller is told: what is missing, never which rule or policy said so.
+    pub fn message(&self) -> String {
+        match self {
+            Denial::NoRoute => "This route is not open to any caller.".into(),
+            Denial::InsufficientScope => "Your token does not grant access to this route.".into(),
+            Denial::ActionNotPermitted => "Your token does not permit this operation.".into(),
+            Denial::ModelRequired => "The request must name a model.".into(),
+            Denial::ModelNotPermitted => "The requested model is not permitted for your token.".into(),
+            Denial::ToolNotPermitted(t) => {
+                format!("The tool {:?} is not permitted for your token.", truncate(t, 64))
+            }
+            Denial::StreamingNotPermitted => "Streaming is not permitted for your token.".into(),
+            Denial::MaxTokensExceeded(n) => format!("max_tokens may be at most {n} for your token."),
+        }
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub policy: Option<String>,
+    pub rule: Option<String>,
+    pub mode: Mode,
+    /// None: allowed.
+    pub denial: Option<Denial>,
+    /// Set when the matched rule clamps max_tokens and the request asks for more (or none).
+    pub clamp_to: Option<u64>,
+    /// Tool globs of the granting rule, for checking tool calls in the response.
+    pub granted_tools: Vec<String>,
+}
+
+impl Decision {
+    /// Whether the request goes through (monitor mode lets denials pass).
+    pub fn passes(&self) -> bool {
+        self.denial.is_none() || self.mode == Mode::Monitor
+    }
+
+    pub fn tool_allowed(&self, tool: &str) -> bool {
+        any_glob(&self.granted_tools, tool)
+    }
+}
+
+impl Rule {
+    fn applies_to(&self, id: &Identity, req: &RequestView) -> bool {
+        let w = &self.when;
+        let has = |s: &String| id.scopes.iter().any(|x| x == s);
+        if !w.scopes.iter().all(has) {
+            return false;
+        }
+        if !w.any_scopes.is_empty() && !w.any_scopes.iter().any(has) {
+            return false;
+        }
+        if !w.issuers.is_empty() && !w.issuers.contains(&id.issuer_name) {
+            return false;
+        }
+        if !w.audiences.is_empty() {
+            let ok = match id.claims.get("aud") {
+                Some(Value::String(a)) => w.audiences.contains(a),
+                Some(Value::Array(list)) => list.iter().any(|a| a.as_str().is_some_and(|a| w.audiences.iter().any(|x| x == a))),
+                _ => false,
+            };
+            if !ok {
+                return false;
+            }
+        }
+        if !w.subjects.is_empty() && !id.sub.as_deref().is_some_and(|s| any_glob(&w.subjects, s)) {
+            return false;
+        }
+        for (path, m) in &w.claims {
+            if !value_matches(claim_at(&id.claims, path), m) {
+                return false;
+            }
+        }
+        if !self.windows.is_empty() && !self.windows.iter().any(|win| win.contains(req.now_unix)) {
+            return false;
+        }
+        if !self.cidrs.is_empty() && !req.source_ip.is_some_and(|ip| self.cidrs.iter().any(|c| c.contains(ip))) {
+            return false;
+        }
+        for (name, m) in &w.headers {
+            let v = (req.header)(name).map(Value::String);
+            if !value_matches(v.as_ref(), m) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The first thing this rule does not grant, or Ok(clamp) when it grants everything.
+    fn grants(&self, req: &RequestView) -> Result<Option<u64>, Denial> {
+        if !any_glob(&self.actions, req.endpoint.action()) {
+            return Err(Denial::ActionNotPermitted);
+        }
+        let model = req.body.and_then(|b| b.model.clone()).or_else(|| req.model_outside_body.clone());
+        match &model {
+            Some(m) if !any_glob(&self.models, m) => return Err(Denial::ModelNotPermitted),
+            // A JSON endpoint without a model could fall through to an upstream default model.
+            None if req.endpoint.has_json_body() && !self.models.iter().any(|g| g == "*") => {
+                return Err(Denial::ModelRequired)
+            }
+            _ => {}
+        }
+        let Some(body) = req.body else {
+            return Ok(None);
+        };
+        for tool in body.all_tools() {
+            if !any_glob(&self.tools, tool) {
+                return Err(Denial::ToolNotPermitted(tool.to_string()));
+            }
+        }
+        if body.tool_choice == Some(ToolChoice::Required) && self.tools.is_empty() {
+            return Err(Denial::ToolNotPermitted("(required)".into()));
+        }
+        if body.stream && !self.streaming {
+            return Err(Denial::StreamingNotPermitted);
+        }
+        match self.max_tokens {
+            None => Ok(None),
+            Some(cap) => match (body.max_tokens, cap.on_exceed) {
+                (Some(n), _) if n <= cap.limit => Ok(None),
+                (Some(_), OnExceed::Reject) => Err(Denial::MaxTokensExceeded(cap.limit)),
+                // Without a cap in the request the upstream default applies: set ours.
+                (None, OnExceed::Reject) | (_, OnExceed::Clamp) => Ok(Some(cap.limit)),
+            },
+        }
+    }
+}
+
+impl Policy {
+    /// Whether any rule applies to this caller at all (checked before buffering a body, so
+    /// callers without any grant are refused without reading it).
+    pub fn applies_to_anyone(&self, id: &Identity, req: &RequestView) -> bool {
+        self.rules.iter().any(|r| r.applies_to(id, req))
+    }
+
+    pub fn decide(&self, id: &Identity, req: &RequestView) -> Decision {
+        let mut first_failure: Option<(String, Denial)> = None;
+        for rule in &self.rules {
+            if !rule.applies_to(id, req) {
+                continue;
+            }
+            match rule.grants(req) {
+                Ok(clamp_to) => {
+                    return Decision {
+                        policy: Some(self.name.clone()),
+                        rule: Some(rule.name.clone()),
+                        mode: self.mode,
+                        denial: None,
+                        clamp_to,
+                        granted_tools: rule.tools.clone(),
+                    }
+                }
+                Err(d) => {
+                    if first_failure.is_none() {
+                        first_failure = Some((rule.name.clone(), d));
+                    }
+                }
+            }
+        }
+        let (rule, denial) = match first_failure {
+            Some((r, d)) => (Some(r), d),
+            None => (None, Denial::InsufficientScope),
+        };
+        Decision {
+            policy: Some(self.name.clone()),
+            rule,
+            mode: self.mode,
+            denial: Some(denial),
+            clamp_to: None,
+            granted_tools: Vec::new(),
+        }
+    }
+}
+
+/// The decision for a request that matched no route rule.
+pub fn no_route() -> Decision {
+    Decision {
+        policy: None,
+        rule: None,
+        mode: Mode::Enforce,
+        denial: Some(Denial::NoRoute),
+        clamp_to: None,
+        granted_tools: Vec::new(),
+    }
+}
+
+fn claim_at<'a>(claims: &'a serde_json::Map<String, Value>, path: &str) -> Option<&'a Value> {
+    let mut parts = path.split('.');
+    let mut v = claims.get(parts.next()?)?;
+    for part in parts {
+        v = v.get(part)?;
+    }
+    Some(v)
+}
+
+/// Matches a claim or header value; array claims match when any element does.
+fn value_matches(v: Option<&Value>, m: &ValueMatch) -> bool {
+    match (m, v) {
+        (ValueMatch::Present(want), v) => v.is_some() == *want,
+        (_, None) => false,
+        (_, Some(Value::Array(items))) => items.iter().any(|i| scalar_matches(i, m)),
+        (_, Some(v)) => scalar_matches(v, m),
+    }
+}
+
+fn scalar_matches(v: &Value, m: &ValueMatch) -> bool {
+    match m {
+        ValueMatch::Equals(want) => v == want,
+        ValueMatch::In(set) => set.contains(v),
+        ValueMatch::Prefix(p) => v.as_str().is_some_and(|s| s.starts_with(p.as_str())),
+        ValueMatch::Present(_) => true,
+    }
+}
+
+/// Parses Envoy's `source.address` ("1.2.3.4:5678", "[::1]:80") into an IP.
+pub fn parse_source_address(s: &str) -> Option<IpAddr> {
+    s.parse::<std::net::SocketAddr>().map(|a| a.ip()).ok().or_else(|| s.parse().ok())
+}

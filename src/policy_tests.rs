@@ -1,0 +1,336 @@
+//! Policy evaluation: globs, routes, default deny, ABAC conditions with a fixed clock, caps.
+
+use crate::claims::Identity;
+use crate::llm_request::{parse_body, BodyFacts, Endpoint};
+use crate::policy::*;
+use serde_json::{json, Value};
+
+fn authorizer(cfg: Value) -> Authorizer {
+    let cfg: AuthorizationConfig = serde_json::from_value(cfg).unwrap();
+    Authorizer::new(&cfg, &["workloads".to_string(), "humans".to_string()]).unwrap()
+}
+
+fn identity(issuer: &str, claims: Value) -> Identity {
+    Identity::from_claims(issuer, claims.as_object().cloned().unwrap(), None)
+}
+
+fn facts(body: Value) -> BodyFacts {
+    parse_body(body.to_string().as_bytes()).unwrap().1
+}
+
+/// 2026-11-23 is a Monday; 10:30 UTC.
+const MONDAY_1030_UTC: u64 = 1_795_429_800;
+
+fn no_headers(_: &str) -> Option<String> {
+    None
+}
+
+fn view<'a>(endpoint: Endpoint, body: Option<&'a BodyFacts>, header: &'a dyn Fn(&str) -> Option<String>) -> RequestView<'a> {
+    RequestView {
+        endpoint,
+        source_ip: "10.1.2.3".parse().ok(),
+        now_unix: MONDAY_1030_UTC,
+        header,
+        body,
+        model_outside_body: None,
+    }
+}
+
+fn base() -> Value {
+    json!({
+        "routes": [
+            {"match": {"route_name": "admin*"}, "policy": "admin"},
+            {"match": {"path_prefix": "/v1/"}, "policy": "inference"}
+        ],
+        "policies": {
+            "inference": {"rules": [
+                {"name": "analysts", "when": {"scopes": ["llm:chat"], "claims": {"department": {"in": ["analytics", "ds"]}}},
+                 "models": ["gpt-4o-mini", "llama-3-*"], "tools": ["search_*"], "max_tokens": {"limit": 1024}},
+                {"name": "agents", "when": {"issuers": ["workloads"], "any_scopes": ["agent", "llm:agent"]},
+                 "models": ["*"], "tools": ["*"], "streaming": false,
+                 "max_tokens": {"limit": 256, "on_exceed": "clamp"}}
+            ]},
+            "admin": {"rules": [
+                {"name": "humans-admin", "when": {"issuers": ["humans"], "audiences": ["llm-admin"], "scopes": ["llm:admin"]}}
+            ]}
+        }
+    })
+}
+
+fn analyst() -> Identity {
+    identity("humans", json!({"sub": "ana", "aud": "llm-api", "scope": "llm:chat", "department": "analytics"}))
+}
+
+#[test]
+fn glob_matching() {
+    assert!(glob("*", ""));
+    assert!(glob("llama-3-*", "llama-3-70b"));
+    assert!(!glob("llama-3-*", "llama-2-70b"));
+    assert!(glob("*-mini", "gpt-4o-mini"));
+    assert!(glob("a*b*c", "aXXbYYc"));
+    assert!(!glob("a*b*c", "aXXbYY"));
+    assert!(glob("exact", "exact"));
+    assert!(!glob("exact", "exactly"));
+    assert!(glob("**", "anything"));
+}
+
+#[test]
+fn routes_by_name_host_prefix_and_default_deny() {
+    let a = authorizer(json!({
+        "routes": [
+            {"match": {"route_name": "admin"}, "policy": "p"},
+            {"match": {"host": "*.internal", "path_prefix": "/v1/"}, "policy": "p"}
+        ],
+        "policies": {"p": {"rules": [{"name": "r"}]}}
+    }));
+    assert!(a.route(Some("admin"), None, "/x").is_some());
+    assert!(a.route(None, Some("llm.internal:8443"), "/v1/chat/completions").is_some());
+    assert!(a.route(None, Some("LLM.INTERNAL"), "/v1/x").is_some());
+    assert!(a.route(None, Some("llm.public"), "/v1/x").is_none());
+    assert!(a.route(None, Some("llm.internal"), "/v2/x").is_none());
+    assert_eq!(no_route().denial, Some(Denial::NoRoute));
+}
+
+#[test]
+fn allowed_model_and_tools() {
+    let a = authorizer(base());
+    let p = a.route(None, None, "/v1/chat/completions").unwrap();
+    let f = facts(json!({"model": "llama-3-8b", "tools": [{"name": "search_web"}], "max_tokens": 100}));
+    let d = p.decide(&analyst(), &view(Endpoint::ChatCompletions, Some(&f), &no_headers));
+    assert_eq!(d.denial, None);
+    assert_eq!(d.rule.as_deref(), Some("analysts"));
+    assert!(d.tool_allowed("search_docs"));
+    assert!(!d.tool_allowed("delete_db"));
+}
+
+#[test]
+fn forbidden_model_tool_stream_and_caps() {
+    let a = authorizer(base());
+    let p = a.route(None, None, "/v1/chat/completions").unwrap();
+    let decide = |id: &Identity, body: Value| {
+        let f = facts(body);
+        p.decide(id, &view(Endpoint::ChatCompletions, Some(&f), &no_headers)).denial
+    };
+    assert_eq!(decide(&analyst(), json!({"model": "gpt-4o", "max_tokens": 1})), Some(Denial::ModelNotPermitted));
+    assert_eq!(
+        decide(&analyst(), json!({"model": "gpt-4o-mini", "max_tokens": 1, "tools": [{"name": "shell"}]})),
+        Some(Denial::ToolNotPermitted("shell".into()))
+    );
+    // A forced tool counts even if not declared.
+    assert_eq!(
+        decide(&analyst(), json!({"model": "gpt-4o-mini", "max_tokens": 1, "tool_choice": {"type": "tool", "name": "shell"}})),
+        Some(Denial::ToolNotPermitted("shell".into()))
+    );
+    assert_eq!(
+        decide(&analyst(), json!({"model": "gpt-4o-mini", "tool_choice": "required", "max_tokens": 1})),
+        None,
+        "analysts may use search_* tools"
+    );
+    assert_eq!(decide(&analyst(), json!({"model": "gpt-4o-mini", "max_tokens": 5000})), Some(Denial::MaxTokensExceeded(1024)));
+    assert_eq!(decide(&analyst(), json!({"messages": []})), Some(Denial::ModelRequired));
+    let agent = identity("workloads", json!({"sub": "bot", "scope": "agent"}));
+    assert_eq!(decide(&agent, json!({"model": "x", "stream": true})), Some(Denial::StreamingNotPermitted));
+}
+
+#[test]
+fn clamp_and_missing_cap() {
+    let a = authorizer(base());
+    let p = a.route(None, None, "/v1/chat/completions").unwrap();
+    let agent = identity("workloads", json!({"sub": "bot", "scope": "agent"}));
+    let f = facts(json!({"model": "anything", "max_tokens": 9999}));
+    let d = p.decide(&agent, &view(Endpoint::ChatCompletions, Some(&f), &no_headers));
+    assert_eq!((d.denial, d.clamp_to), (None, Some(256)));
+    let f = facts(json!({"model": "anything", "max_tokens": 10}));
+    assert_eq!(p.decide(&agent, &view(Endpoint::ChatCompletions, Some(&f), &no_headers)).clamp_to, None);
+    // Reject-mode cap with no max_tokens in the request: set the cap explicitly.
+    let f = facts(json!({"model": "gpt-4o-mini"}));
+    let d = p.decide(&analyst(), &view(Endpoint::ChatCompletions, Some(&f), &no_headers));
+    assert_eq!((d.denial, d.clamp_to), (None, Some(1024)));
+}
+
+#[test]
+fn default_deny_for_callers_without_a_rule() {
+    let a = authorizer(base());
+    let p = a.route(None, None, "/v1/chat/completions").unwrap();
+    let nobody = identity("humans", json!({"sub": "x", "scope": "profile"}));
+    let f = facts(json!({"model": "gpt-4o-mini"}));
+    let req = view(Endpoint::ChatCompletions, Some(&f), &no_headers);
+    assert!(!p.applies_to_anyone(&nobody, &req));
+    let d = p.decide(&nobody, &req);
+    assert_eq!(d.denial, Some(Denial::InsufficientScope));
+    assert_eq!(d.rule, None);
+    // Wrong department: claim condition fails.
+    let other_dept = identity("humans", json!({"sub": "y", "scope": "llm:chat", "department": "sales"}));
+    assert_eq!(p.decide(&other_dept, &req).denial, Some(Denial::InsufficientScope));
+}
+
+#[test]
+fn inference_token_never_opens_admin_route() {
+    let a = authorizer(base());
+    let admin = a.route(Some("admin-models"), None, "/admin/models").unwrap();
+    let req = view(Endpoint::Other, None, &no_headers);
+    // Even an inference token holding the admin scope: wrong issuer and audience.
+    let workload = identity("workloads", json!({"sub": "bot", "aud": "llm-api", "scope": "agent llm:admin"}));
+    assert_eq!(admin.decide(&workload, &req).denial, Some(Denial::InsufficientScope));
+    let human_wrong_aud = identity("humans", json!({"sub": "op", "aud": "llm-api", "scope": "llm:admin"}));
+    assert_eq!(admin.decide(&human_wrong_aud, &req).denial, Some(Denial::InsufficientScope));
+    let human_admin = identity("humans", json!({"sub": "op", "aud": ["llm-admin"], "scope": "llm:admin"}));
+    assert_eq!(admin.decide(&human_admin, &req).denial, None);
+}
+
+fn one_rule(when: Value) -> Authorizer {
+    authorizer(json!({"routes": [{"match": {"path_prefix": "/"}, "policy": "p"}],
+        "policies": {"p": {"rules": [{"name": "r", "when": when, "models": ["*"]}]}}}))
+}
+
+fn allowed_at(a: &Authorizer, id: &Identity, now: u64, ip: &str, header: &dyn Fn(&str) -> Option<String>) -> bool {
+    let p = a.route(None, None, "/v1/models").unwrap();
+    let req = RequestView {
+        endpoint: Endpoint::Models,
+        source_ip: ip.parse().ok(),
+        now_unix: now,
+        header,
+        body: None,
+        model_outside_body: None,
+    };
+    p.decide(id, &req).denial.is_none()
+}
+
+#[test]
+fn claim_conditions_equals_in_prefix_nested_and_arrays() {
+    let a = one_rule(json!({"claims": {"tenant": {"equals": "acme"}, "org.unit": {"in": ["r&d", "ml"]},
+        "groups": {"equals": "llm-users"}, "email": {"prefix": "svc-"}}}));
+    let good = identity("humans", json!({"tenant": "acme", "org": {"unit": "ml"}, "groups": ["staff", "llm-users"], "email": "svc-1@x"}));
+    assert!(allowed_at(&a, &good, MONDAY_1030_UTC, "10.0.0.1", &no_headers));
+    for (k, v) in [("tenant", json!("evil")), ("org", json!({"unit": "sales"})), ("groups", json!(["staff"])), ("email", json!("me@x"))] {
+        let mut c = good.claims.clone();
+        c.insert(k.into(), v);
+        let id = Identity::from_claims("humans", c, None);
+        assert!(!allowed_at(&a, &id, MONDAY_1030_UTC, "10.0.0.1", &no_headers), "{k}");
+    }
+    let mut c = good.claims.clone();
+    c.remove("tenant");
+    assert!(!allowed_at(&a, &Identity::from_claims("humans", c, None), MONDAY_1030_UTC, "10.0.0.1", &no_headers));
+}
+
+#[test]
+fn weekly_time_window_with_offset() {
+    // Office hours Mon-Fri 09:00-18:00 in UTC+02:00.
+    let a = one_rule(json!({"time_windows": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "18:00", "utc_offset": "+02:00"}]}));
+    let id = analyst();
+    let at = |secs: u64| allowed_at(&a, &id, secs, "10.0.0.1", &no_headers);
+    assert!(at(MONDAY_1030_UTC), "12:30 local Monday");
+    assert!(!at(MONDAY_1030_UTC - 4 * 3600), "08:30 local Monday");
+    assert!(at(MONDAY_1030_UTC - 3 * 3600 - 1800), "09:00 local is inclusive");
+    assert!(!at(MONDAY_1030_UTC + 5 * 3600 + 1800), "18:00 local is exclusive");
+    assert!(!at(MONDAY_1030_UTC - 2 * 86_400), "Saturday");
+    // Overnight window Fri 22:00 - 02:00 UTC belongs to Friday.
+    let night = one_rule(json!({"time_windows": [{"days": ["fri"], "start": "22:00", "end": "02:00"}]}));
+    let friday_2300 = MONDAY_1030_UTC - 3 * 86_400 + 12 * 3600 + 1800;
+    let at = |secs: u64| allowed_at(&night, &id, secs, "10.0.0.1", &no_headers);
+    assert!(at(friday_2300));
+    assert!(at(friday_2300 + 2 * 3600), "Saturday 01:00 is still Friday's window");
+    assert!(!at(friday_2300 + 3 * 3600), "Saturday 02:00");
+    assert!(!at(friday_2300 - 86_400 + 2 * 3600), "Friday 01:00 belongs to Thursday's window");
+}
+
+#[test]
+fn source_cidrs() {
+    let a = one_rule(json!({"source_cidrs": ["10.0.0.0/8", "2001:db8::/32", "192.168.1.7"]}));
+    let id = analyst();
+    let at = |ip: &str| allowed_at(&a, &id, MONDAY_1030_UTC, ip, &no_headers);
+    assert!(at("10.200.0.1"));
+    assert!(at("::ffff:10.1.1.1"), "IPv4-mapped IPv6");
+    assert!(at("2001:db8:1::5"));
+    assert!(at("192.168.1.7"));
+    assert!(!at("192.168.1.8"));
+    assert!(!at("11.0.0.1"));
+    assert!(!at("not an ip"));
+    assert_eq!(parse_source_address("127.0.0.1:5555"), "127.0.0.1".parse().ok());
+    assert_eq!(parse_source_address("[::1]:80"), "::1".parse().ok());
+    let zero = Cidr::parse("0.0.0.0/0").unwrap();
+    assert!(zero.contains("8.8.8.8".parse().unwrap()));
+}
+
+#[test]
+fn header_conditions() {
+    let a = one_rule(json!({"headers": {"x-env": {"in": ["prod", "staging"]}, "x-team": {"present": true}, "x-debug": {"present": false}}}));
+    let id = analyst();
+    let h = |pairs: &'static [(&'static str, &'static str)]| {
+        move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+    };
+    assert!(allowed_at(&a, &id, MONDAY_1030_UTC, "1.1.1.1", &h(&[("x-env", "prod"), ("x-team", "ml")])));
+    assert!(!allowed_at(&a, &id, MONDAY_1030_UTC, "1.1.1.1", &h(&[("x-env", "dev"), ("x-team", "ml")])));
+    assert!(!allowed_at(&a, &id, MONDAY_1030_UTC, "1.1.1.1", &h(&[("x-env", "prod")])));
+    assert!(!allowed_at(&a, &id, MONDAY_1030_UTC, "1.1.1.1", &h(&[("x-env", "prod"), ("x-team", "a"), ("x-debug", "1")])));
+    assert_eq!(a.condition_headers, vec!["x-debug", "x-env", "x-team"]);
+}
+
+#[test]
+fn monitor_mode_passes_but_records_denial() {
+    let mut cfg = base();
+    cfg["policies"]["inference"]["mode"] = json!("monitor");
+    let a = authorizer(cfg);
+    let p = a.route(None, None, "/v1/chat/completions").unwrap();
+    let f = facts(json!({"model": "gpt-4o"}));
+    let d = p.decide(&analyst(), &view(Endpoint::ChatCompletions, Some(&f), &no_headers));
+    assert_eq!(d.denial, Some(Denial::ModelNotPermitted));
+    assert!(d.passes());
+}
+
+#[test]
+fn model_from_path_or_header() {
+    let a = authorizer(json!({"routes": [{"match": {"path_prefix": "/"}, "policy": "p"}],
+        "policies": {"p": {"rules": [{"name": "r", "models": ["gpt-4o"]}]}},
+        "model_from": {"path_patterns": ["/openai/deployments/{model}/**"], "header": "x-model"}}));
+    assert_eq!(a.model_outside_body("/openai/deployments/gpt-4o/chat/completions", no_headers).as_deref(), Some("gpt-4o"));
+    let hdr = |n: &str| (n == "x-model").then(|| "llama".to_string());
+    assert_eq!(a.model_outside_body("/v1/chat/completions", hdr).as_deref(), Some("llama"));
+    let p = a.route(None, None, "/openai/deployments/gpt-4o/chat/completions").unwrap();
+    let f = facts(json!({"messages": []}));
+    let mut req = view(Endpoint::ChatCompletions, Some(&f), &no_headers);
+    req.model_outside_body = Some("gpt-4o".into());
+    assert_eq!(p.decide(&analyst(), &req).denial, None);
+    req.model_outside_body = Some("gpt-5".into());
+    assert_eq!(p.decide(&analyst(), &req).denial, Some(Denial::ModelNotPermitted));
+}
+
+#[test]
+fn actions() {
+    let a = authorizer(json!({"routes": [{"match": {"path_prefix": "/"}, "policy": "p"}],
+        "policies": {"p": {"rules": [{"name": "embed-only", "actions": ["embeddings", "models"], "models": ["*"]}]}}}));
+    let p = a.route(None, None, "/").unwrap();
+    let f = facts(json!({"model": "e5"}));
+    assert_eq!(p.decide(&analyst(), &view(Endpoint::Embeddings, Some(&f), &no_headers)).denial, None);
+    assert_eq!(
+        p.decide(&analyst(), &view(Endpoint::ChatCompletions, Some(&f), &no_headers)).denial,
+        Some(Denial::ActionNotPermitted)
+    );
+}
+
+#[test]
+fn denial_messages_say_what_is_missing_not_policy_internals() {
+    for d in [Denial::ModelNotPermitted, Denial::InsufficientScope, Denial::ToolNotPermitted("x".repeat(500))] {
+        let m = d.message();
+        assert!(!m.contains("analysts") && !m.contains("policy") && m.len() < 200, "{m}");
+    }
+}
+
+#[test]
+fn config_errors_name_paths() {
+    let check = |cfg: Value, path: &str| {
+        let cfg: AuthorizationConfig = serde_json::from_value(cfg).unwrap();
+        let e = Authorizer::new(&cfg, &["workloads".to_string()]).unwrap_err();
+        assert_eq!(e.path, path, "{e}");
+    };
+    let with_rule = |rule: Value| json!({"routes": [{"match": {"path_prefix": "/"}, "policy": "p"}], "policies": {"p": {"rules": [rule]}}});
+    check(json!({"routes": [], "policies": {}}), "authorization.routes");
+    check(json!({"routes": [{"match": {}, "policy": "p"}], "policies": {"p": {"rules": [{"name": "r"}]}}}), "authorization.routes[0].match");
+    check(json!({"routes": [{"match": {"path_prefix": "/"}, "policy": "nope"}], "policies": {"p": {"rules": [{"name": "r"}]}}}), "authorization.routes[0].policy");
+    check(with_rule(json!({"name": "r", "when": {"issuers": ["ghost"]}})), "authorization.policies.p.rules[0].when.issuers[0]");
+    check(with_rule(json!({"name": "r", "when": {"source_cidrs": ["10.0.0.0/33"]}})), "authorization.policies.p.rules[0].when.source_cidrs[0]");
+    check(with_rule(json!({"name": "r", "when": {"time_windows": [{"days": ["funday"], "start": "09:00", "end": "10:00"}]}})), "authorization.policies.p.rules[0].when.time_windows[0].days[0]");
+    check(with_rule(json!({"name": "r", "when": {"time_windows": [{"days": ["mon"], "start": "9am", "end": "10:00"}]}})), "authorization.policies.p.rules[0].when.time_windows[0].start");
+    check(with_rule(json!({"name": "r", "when": {"headers": {"X-Env": {"equals": "a"}}}})), "authorization.policies.p.rules[0].when.headers.X-Env");
+    check(with_rule(json!({"name": "r", "max_tokens": {"limit": 0}})), "authorization.policies.p.rules[0].max_tokens.limit");
+}

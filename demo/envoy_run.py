@@ -30,8 +30,9 @@ def _cluster(name: str, host: str, port: int) -> dict:
     }
 
 
-def wasm_filter(plugin_config: dict, name: str = "llm-warden", vm_id: str = "llm-warden") -> dict:
-    return {
+def wasm_filter(plugin_config: dict, name: str = "llm-warden", vm_id: str = "llm-warden",
+                stop_iteration: bool = True, disabled: bool = False) -> dict:
+    f = {
         "name": name,
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
@@ -48,9 +49,15 @@ def wasm_filter(plugin_config: dict, name: str = "llm-warden", vm_id: str = "llm
                     "value": json.dumps(plugin_config),
                 },
                 "failure_policy": "FAIL_CLOSED",
+                # Envoy >= 1.35: a Pause from on_request_headers holds the headers while body
+                # callbacks still run (needed to read the model before routing upstream).
+                "allow_on_headers_stop_iteration": stop_iteration,
             },
         },
     }
+    if disabled:
+        f["disabled"] = True
+    return f
 
 
 def listener(plugin_config: dict, listen_port: int, access_log: str | None = None) -> dict:
@@ -76,8 +83,12 @@ def with_file_lds(config: dict, lds_path: Path) -> dict:
     return config
 
 
+DEFAULT_ROUTES = [{"name": "inference", "match": {"prefix": "/"}, "route": {"cluster": "llm_upstream", "timeout": "60s"}}]
+
+
 def bootstrap(plugin_config: dict, listen_port: int, admin_port: int, upstream: tuple[str, int],
-              jwks: tuple[str, int] | None, access_log: str | None = None) -> dict:
+              jwks: tuple[str, int] | None, access_log: str | None = None, routes: list | None = None,
+              filters: list | None = None, stop_iteration: bool = True) -> dict:
     access = []
     if access_log:
         access.append({
@@ -106,10 +117,9 @@ def bootstrap(plugin_config: dict, listen_port: int, admin_port: int, upstream: 
                         "access_log": access,
                         "route_config": {"name": "llm", "virtual_hosts": [{
                             "name": "llm", "domains": ["*"],
-                            "routes": [{"name": "inference", "match": {"prefix": "/"},
-                                        "route": {"cluster": "llm_upstream", "timeout": "60s"}}]}]},
+                            "routes": routes or DEFAULT_ROUTES}]},
                         "http_filters": [
-                            wasm_filter(plugin_config),
+                            *(filters or [wasm_filter(plugin_config, stop_iteration=stop_iteration)]),
                             {"name": "envoy.filters.http.router", "typed_config": {
                                 "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
                         ],

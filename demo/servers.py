@@ -37,8 +37,18 @@ class MockLLM(_Quiet):
         self._send(200, json.dumps(body).encode())
 
     def do_POST(self):
-        length = int(self.headers.get("content-length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        if self.headers.get("transfer-encoding", "").lower() == "chunked":
+            raw = b""
+            while True:
+                size = int(self.rfile.readline().strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                raw += self.rfile.read(size)
+                self.rfile.readline()
+        else:
+            length = int(self.headers.get("content-length") or 0)
+            raw = self.rfile.read(length) if length else b""
         try:
             req = json.loads(raw or b"{}")
         except ValueError:
@@ -46,6 +56,37 @@ class MockLLM(_Quiet):
         model = req.get("model", "mock-gpt")
         text = "Hello from the mock LLM behind llm-warden."
         created = int(time.time())
+        # Tests make the "model" call a tool with this header (JSON and streamed).
+        tool = self.headers.get("x-mock-tool-call")
+        if req.get("stream") and tool:
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("connection", "close")
+            self.end_headers()
+            deltas = [{"role": "assistant", "content": "Let me check."},
+                      {"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                       "function": {"name": tool, "arguments": ""}}]},
+                      {"tool_calls": [{"index": 0, "function": {"arguments": "{\"secret_arg\": 1}"}}]}]
+            for d in deltas:
+                chunk = {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": created, "model": model,
+                         "choices": [{"index": 0, "delta": d, "finish_reason": None}]}
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.flush()
+                time.sleep(0.02)
+            end = {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": created, "model": model,
+                   "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}
+            self.wfile.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        if tool:
+            body = {"id": "chatcmpl-mock", "object": "chat.completion", "created": created, "model": model,
+                    "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                        "role": "assistant", "content": None, "tool_calls": [
+                            {"id": "call_1", "type": "function",
+                             "function": {"name": tool, "arguments": "{\"secret_arg\": 1}"}}]}}]}
+            self._send(200, json.dumps(body).encode())
+            return
         if req.get("stream"):
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")
@@ -68,6 +109,7 @@ class MockLLM(_Quiet):
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 9, "completion_tokens": 9, "total_tokens": 18},
             "received_headers": self._headers(),
+            "received_body": req,
             "path": self.path,
         }
         self._send(200, json.dumps(body).encode())

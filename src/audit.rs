@@ -24,6 +24,18 @@ pub struct AuditRecord {
     /// Delegation chain from `act`, current actor first.
     pub act: Vec<String>,
     pub jti: Option<String>,
+    /// Envoy route name (`xds.route_name`).
+    pub route: Option<String>,
+    pub policy: Option<String>,
+    pub rule: Option<String>,
+    /// API operation (chat, embeddings, ...).
+    pub action: Option<&'static str>,
+    pub model: Option<String>,
+    /// Tools the request declared or forced.
+    pub tools: Vec<String>,
+    /// A tool the response tried to call and that was blocked (or would be, in monitor mode).
+    pub blocked_tool: Option<String>,
+    /// allow, deny, or would_deny (monitor mode).
     pub decision: &'static str,
     pub reason: &'static str,
     pub status: u16,
@@ -42,6 +54,13 @@ impl AuditRecord {
             client: identity.and_then(|i| i.client.clone()),
             act: identity.map(|i| i.actors.clone()).unwrap_or_default(),
             jti: identity.and_then(|i| i.jti.clone()),
+            route: None,
+            policy: None,
+            rule: None,
+            action: None,
+            model: None,
+            tools: Vec::new(),
+            blocked_tool: None,
             decision: if reason == Reason::Ok { "allow" } else { "deny" },
             reason: reason.code(),
             status,

@@ -48,6 +48,8 @@ pub struct Config {
     /// Realm named in `WWW-Authenticate` challenges.
     #[serde(default = "default_realm")]
     pub realm: String,
+    /// Per-route policies; without this section every authenticated call is let through.
+    pub authorization: Option<crate::policy::AuthorizationConfig>,
 }
 
 fn default_realm() -> String {
@@ -318,6 +320,10 @@ impl Config {
         }
         if self.token_cache.max_entries > 1_000_000 {
             return Err(err("token_cache.max_entries", "must be at most 1000000"));
+        }
+        if let Some(a) = &self.authorization {
+            let names: Vec<String> = self.issuers.iter().map(|i| i.name.clone()).collect();
+            crate::policy::Authorizer::new(a, &names)?;
         }
         if self.realm.is_empty()
             || self

@@ -26,6 +26,7 @@ pub mod llm_request;
 pub mod policy;
 pub mod reason;
 pub mod token_cache;
+pub mod tool_calls;
 
 #[cfg(test)]
 mod auth_tests;

@@ -19,7 +19,11 @@ pub enum Endpoint {
 
 impl Endpoint {
     pub fn from_path(path: &str) -> Endpoint {
-        let path = path.split(['?', '#']).next().unwrap_or_default().trim_end_matches('/');
+        let path = path
+            .split(['?', '#'])
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches('/');
         // Azure-style and proxy prefixes end in the same operation names.
         if path.ends_with("/chat/completions") {
             Endpoint::ChatCompletions
@@ -160,7 +164,8 @@ pub fn facts_of(obj: &Map<String, Value>) -> Result<BodyFacts, BodyError> {
         None | Some(Value::Null) => {}
         Some(Value::Array(fs)) => {
             for func in fs {
-                f.tools.push(name(func.get("name").unwrap_or(&Value::Null), "functions")?);
+                f.tools
+                    .push(name(func.get("name").unwrap_or(&Value::Null), "functions")?);
             }
         }
         Some(_) => return Err(BodyError::BadField("functions")),
@@ -213,7 +218,10 @@ fn tool_choice(v: Option<&Value>) -> Result<Option<ToolChoice>, BodyError> {
             let kind = o.get("type").and_then(Value::as_str).unwrap_or("");
             if let Some(func) = o.get("function") {
                 // OpenAI chat: {"type":"function","function":{"name"}}
-                Some(ToolChoice::Named(name(func.get("name").unwrap_or(&Value::Null), "tool_choice")?))
+                Some(ToolChoice::Named(name(
+                    func.get("name").unwrap_or(&Value::Null),
+                    "tool_choice",
+                )?))
             } else if let Some(n) = o.get("name") {
                 // Responses {"type":"function","name"}, Anthropic {"type":"tool","name"}
                 Some(ToolChoice::Named(name(n, "tool_choice")?))
@@ -222,7 +230,10 @@ fn tool_choice(v: Option<&Value>) -> Result<Option<ToolChoice>, BodyError> {
                     "any" | "required" => Some(ToolChoice::Required),
                     "auto" | "none" | "" => None,
                     // A built-in tool forced by type.
-                    other => Some(ToolChoice::Named(name(&Value::String(other.to_string()), "tool_choice")?)),
+                    other => Some(ToolChoice::Named(name(
+                        &Value::String(other.to_string()),
+                        "tool_choice",
+                    )?)),
                 }
             }
         }
@@ -260,7 +271,11 @@ impl PathPattern {
         if !pattern.starts_with('/') {
             return Err("must start with \"/\"".into());
         }
-        let segments: Vec<String> = pattern.trim_start_matches('/').split('/').map(str::to_string).collect();
+        let segments: Vec<String> = pattern
+            .trim_start_matches('/')
+            .split('/')
+            .map(str::to_string)
+            .collect();
         if segments.iter().filter(|s| *s == "{model}").count() != 1 {
             return Err("must contain exactly one {model} segment".into());
         }
@@ -309,8 +324,14 @@ mod tests {
 
     #[test]
     fn endpoints_from_paths() {
-        assert_eq!(Endpoint::from_path("/v1/chat/completions"), Endpoint::ChatCompletions);
-        assert_eq!(Endpoint::from_path("/v1/chat/completions?x=1"), Endpoint::ChatCompletions);
+        assert_eq!(
+            Endpoint::from_path("/v1/chat/completions"),
+            Endpoint::ChatCompletions
+        );
+        assert_eq!(
+            Endpoint::from_path("/v1/chat/completions?x=1"),
+            Endpoint::ChatCompletions
+        );
         assert_eq!(
             Endpoint::from_path("/openai/deployments/gpt4/chat/completions"),
             Endpoint::ChatCompletions
@@ -344,7 +365,8 @@ mod tests {
 
     #[test]
     fn legacy_functions_and_forced_undeclared_tool() {
-        let f = facts(json!({"model": "m", "functions": [{"name": "a"}], "function_call": {"name": "b"}})).unwrap();
+        let f = facts(json!({"model": "m", "functions": [{"name": "a"}], "function_call": {"name": "b"}}))
+            .unwrap();
         assert_eq!(f.all_tools(), vec!["a", "b"]);
         let f = facts(json!({"model": "m", "tool_choice": "required"})).unwrap();
         assert_eq!(f.tool_choice, Some(ToolChoice::Required));
@@ -393,16 +415,44 @@ mod tests {
 
     #[test]
     fn malformed_bodies() {
-        for bad in [&b"not json"[..], b"[1,2]", b"\"s\"", b"{\"model\": ", b"", b"\xff\xfe"] {
+        for bad in [
+            &b"not json"[..],
+            b"[1,2]",
+            b"\"s\"",
+            b"{\"model\": ",
+            b"",
+            b"\xff\xfe",
+        ] {
             assert_eq!(parse_body(bad).unwrap_err(), BodyError::NotJson, "{bad:?}");
         }
-        assert_eq!(facts(json!({"model": 5})).unwrap_err(), BodyError::BadField("model"));
-        assert_eq!(facts(json!({"model": ""})).unwrap_err(), BodyError::BadField("model"));
-        assert_eq!(facts(json!({"stream": "yes"})).unwrap_err(), BodyError::BadField("stream"));
-        assert_eq!(facts(json!({"max_tokens": -1})).unwrap_err(), BodyError::BadField("max_tokens"));
-        assert_eq!(facts(json!({"tools": {"a": 1}})).unwrap_err(), BodyError::BadField("tools"));
-        assert_eq!(facts(json!({"tools": [{"type": "function", "function": {}}]})).unwrap_err(), BodyError::BadField("tools"));
-        assert_eq!(facts(json!({"model": "x".repeat(300)})).unwrap_err(), BodyError::BadField("model"));
+        assert_eq!(
+            facts(json!({"model": 5})).unwrap_err(),
+            BodyError::BadField("model")
+        );
+        assert_eq!(
+            facts(json!({"model": ""})).unwrap_err(),
+            BodyError::BadField("model")
+        );
+        assert_eq!(
+            facts(json!({"stream": "yes"})).unwrap_err(),
+            BodyError::BadField("stream")
+        );
+        assert_eq!(
+            facts(json!({"max_tokens": -1})).unwrap_err(),
+            BodyError::BadField("max_tokens")
+        );
+        assert_eq!(
+            facts(json!({"tools": {"a": 1}})).unwrap_err(),
+            BodyError::BadField("tools")
+        );
+        assert_eq!(
+            facts(json!({"tools": [{"type": "function", "function": {}}]})).unwrap_err(),
+            BodyError::BadField("tools")
+        );
+        assert_eq!(
+            facts(json!({"model": "x".repeat(300)})).unwrap_err(),
+            BodyError::BadField("model")
+        );
     }
 
     #[test]
@@ -425,7 +475,8 @@ mod tests {
 
     #[test]
     fn clamping_rewrites_caps() {
-        let (mut obj, _) = parse_body(br#"{"model":"m","max_tokens":4000,"max_completion_tokens":10}"#).unwrap();
+        let (mut obj, _) =
+            parse_body(br#"{"model":"m","max_tokens":4000,"max_completion_tokens":10}"#).unwrap();
         let body = clamp_max_tokens(&mut obj, 256);
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["max_tokens"], 256);
@@ -438,10 +489,18 @@ mod tests {
     #[test]
     fn path_patterns() {
         let azure = PathPattern::parse("/openai/deployments/{model}/**").unwrap();
-        assert_eq!(azure.model_of("/openai/deployments/gpt-4o/chat/completions?api-version=1").as_deref(), Some("gpt-4o"));
+        assert_eq!(
+            azure
+                .model_of("/openai/deployments/gpt-4o/chat/completions?api-version=1")
+                .as_deref(),
+            Some("gpt-4o")
+        );
         assert_eq!(azure.model_of("/openai/other/gpt-4o/chat"), None);
         let bedrock = PathPattern::parse("/model/{model}/invoke").unwrap();
-        assert_eq!(bedrock.model_of("/model/anthropic.claude-v2/invoke").as_deref(), Some("anthropic.claude-v2"));
+        assert_eq!(
+            bedrock.model_of("/model/anthropic.claude-v2/invoke").as_deref(),
+            Some("anthropic.claude-v2")
+        );
         assert_eq!(bedrock.model_of("/model/x/invoke/extra"), None);
         assert_eq!(bedrock.model_of("/model//invoke"), None);
         assert!(PathPattern::parse("/no/model").is_err());

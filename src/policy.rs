@@ -226,12 +226,17 @@ pub struct Cidr {
 impl Cidr {
     pub fn parse(s: &str) -> Result<Cidr, String> {
         let (a, p) = s.split_once('/').unwrap_or((s, ""));
-        let addr: IpAddr = a.parse().map_err(|_| format!("{s:?} is not an IP address or CIDR"))?;
+        let addr: IpAddr = a
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address or CIDR"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = if p.is_empty() {
             max
         } else {
-            p.parse::<u8>().ok().filter(|n| *n <= max).ok_or_else(|| format!("{s:?} has a bad prefix length"))?
+            p.parse::<u8>()
+                .ok()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| format!("{s:?} has a bad prefix length"))?
         };
         Ok(Cidr { addr, prefix })
     }
@@ -299,8 +304,8 @@ impl Window {
         }
         let start = parse_hhmm(&w.start).ok_or_else(|| cerr(format!("{p}.start"), "must be HH:MM"))?;
         let end = parse_hhmm(&w.end).ok_or_else(|| cerr(format!("{p}.end"), "must be HH:MM"))?;
-        let offset_s =
-            parse_offset(&w.utc_offset).ok_or_else(|| cerr(format!("{p}.utc_offset"), "must be +HH:MM or -HH:MM"))?;
+        let offset_s = parse_offset(&w.utc_offset)
+            .ok_or_else(|| cerr(format!("{p}.utc_offset"), "must be +HH:MM or -HH:MM"))?;
         Ok(Window {
             days,
             start,
@@ -382,10 +387,16 @@ impl Authorizer {
                 ));
             }
             if m.path_prefix.as_deref().is_some_and(|x| !x.starts_with('/')) {
-                return Err(cerr(format!("{p}.routes[{i}].match.path_prefix"), "must start with \"/\""));
+                return Err(cerr(
+                    format!("{p}.routes[{i}].match.path_prefix"),
+                    "must start with \"/\"",
+                ));
             }
             let idx = names.iter().position(|n| **n == r.policy).ok_or_else(|| {
-                cerr(format!("{p}.routes[{i}].policy"), format!("no policy named {:?}", r.policy))
+                cerr(
+                    format!("{p}.routes[{i}].policy"),
+                    format!("no policy named {:?}", r.policy),
+                )
             })?;
             routes.push((m.clone(), idx));
         }
@@ -402,8 +413,17 @@ impl Authorizer {
                 if rc.name.is_empty() {
                     return Err(cerr(format!("{rp}.name"), "must not be empty"));
                 }
-                if let Some((k, bad)) = rc.when.issuers.iter().enumerate().find(|(_, n)| !issuer_names.contains(n)) {
-                    return Err(cerr(format!("{rp}.when.issuers[{k}]"), format!("no issuer named {bad:?}")));
+                if let Some((k, bad)) = rc
+                    .when
+                    .issuers
+                    .iter()
+                    .enumerate()
+                    .find(|(_, n)| !issuer_names.contains(n))
+                {
+                    return Err(cerr(
+                        format!("{rp}.when.issuers[{k}]"),
+                        format!("no issuer named {bad:?}"),
+                    ));
                 }
                 let windows = rc
                     .when
@@ -421,7 +441,10 @@ impl Authorizer {
                     .collect::<Result<Vec<_>, _>>()?;
                 for h in rc.when.headers.keys() {
                     if h.is_empty() || h.chars().any(|c| c.is_ascii_uppercase()) {
-                        return Err(cerr(format!("{rp}.when.headers.{h}"), "header names must be lower case"));
+                        return Err(cerr(
+                            format!("{rp}.when.headers.{h}"),
+                            "header names must be lower case",
+                        ));
                     }
                     if !condition_headers.contains(h) {
                         condition_headers.push(h.clone());
@@ -453,15 +476,23 @@ impl Authorizer {
             .path_patterns
             .iter()
             .enumerate()
-            .map(|(i, s)| PathPattern::parse(s).map_err(|m| cerr(format!("{p}.model_from.path_patterns[{i}]"), m)))
+            .map(|(i, s)| {
+                PathPattern::parse(s).map_err(|m| cerr(format!("{p}.model_from.path_patterns[{i}]"), m))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(h) = &cfg.model_from.header {
             if h.is_empty() || h.chars().any(|c| c.is_ascii_uppercase()) {
-                return Err(cerr(format!("{p}.model_from.header"), "must be a lower-case header name"));
+                return Err(cerr(
+                    format!("{p}.model_from.header"),
+                    "must be a lower-case header name",
+                ));
             }
         }
         if !(1024..=64 * 1024 * 1024).contains(&cfg.request_body.max_bytes) {
-            return Err(cerr(format!("{p}.request_body.max_bytes"), "must be between 1024 and 67108864"));
+            return Err(cerr(
+                format!("{p}.request_body.max_bytes"),
+                "must be between 1024 and 67108864",
+            ));
         }
         Ok(Authorizer {
             routes,
@@ -476,15 +507,29 @@ impl Authorizer {
 
     /// The policy for a request, by first matching route rule.
     pub fn route(&self, route_name: Option<&str>, host: Option<&str>, path: &str) -> Option<&Policy> {
+        self.route_index(route_name, host, path)
+            .and_then(|i| self.policies.get(i))
+    }
+
+    /// Index of the policy chosen by the first matching route rule.
+    pub fn route_index(&self, route_name: Option<&str>, host: Option<&str>, path: &str) -> Option<usize> {
         let host = host.map(strip_port);
         self.routes
             .iter()
             .find(|(m, _)| {
-                m.route_name.as_deref().is_none_or(|g| route_name.is_some_and(|r| glob(g, r)))
-                    && m.host.as_deref().is_none_or(|g| host.is_some_and(|h| glob(&g.to_ascii_lowercase(), &h.to_ascii_lowercase())))
+                m.route_name
+                    .as_deref()
+                    .is_none_or(|g| route_name.is_some_and(|r| glob(g, r)))
+                    && m.host.as_deref().is_none_or(|g| {
+                        host.is_some_and(|h| glob(&g.to_ascii_lowercase(), &h.to_ascii_lowercase()))
+                    })
                     && m.path_prefix.as_deref().is_none_or(|pre| path.starts_with(pre))
             })
-            .and_then(|(_, i)| self.policies.get(*i))
+            .map(|(_, i)| *i)
+    }
+
+    pub fn policy(&self, index: usize) -> Option<&Policy> {
+        self.policies.get(index)
     }
 
     /// The model named by the path or header, for requests whose body names none.
@@ -640,7 +685,9 @@ impl Rule {
         if !w.audiences.is_empty() {
             let ok = match id.claims.get("aud") {
                 Some(Value::String(a)) => w.audiences.contains(a),
-                Some(Value::Array(list)) => list.iter().any(|a| a.as_str().is_some_and(|a| w.audiences.iter().any(|x| x == a))),
+                Some(Value::Array(list)) => list
+                    .iter()
+                    .any(|a| a.as_str().is_some_and(|a| w.audiences.iter().any(|x| x == a))),
                 _ => false,
             };
             if !ok {
@@ -658,7 +705,11 @@ impl Rule {
         if !self.windows.is_empty() && !self.windows.iter().any(|win| win.contains(req.now_unix)) {
             return false;
         }
-        if !self.cidrs.is_empty() && !req.source_ip.is_some_and(|ip| self.cidrs.iter().any(|c| c.contains(ip))) {
+        if !self.cidrs.is_empty()
+            && !req
+                .source_ip
+                .is_some_and(|ip| self.cidrs.iter().any(|c| c.contains(ip)))
+        {
             return false;
         }
         for (name, m) in &w.headers {
@@ -675,7 +726,10 @@ impl Rule {
         if !any_glob(&self.actions, req.endpoint.action()) {
             return Err(Denial::ActionNotPermitted);
         }
-        let model = req.body.and_then(|b| b.model.clone()).or_else(|| req.model_outside_body.clone());
+        let model = req
+            .body
+            .and_then(|b| b.model.clone())
+            .or_else(|| req.model_outside_body.clone());
         match &model {
             Some(m) if !any_glob(&self.models, m) => return Err(Denial::ModelNotPermitted),
             // A JSON endpoint without a model could fall through to an upstream default model.
@@ -798,5 +852,8 @@ fn scalar_matches(v: &Value, m: &ValueMatch) -> bool {
 
 /// Parses Envoy's `source.address` ("1.2.3.4:5678", "[::1]:80") into an IP.
 pub fn parse_source_address(s: &str) -> Option<IpAddr> {
-    s.parse::<std::net::SocketAddr>().map(|a| a.ip()).ok().or_else(|| s.parse().ok())
+    s.parse::<std::net::SocketAddr>()
+        .map(|a| a.ip())
+        .ok()
+        .or_else(|| s.parse().ok())
 }

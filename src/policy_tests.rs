@@ -25,7 +25,11 @@ fn no_headers(_: &str) -> Option<String> {
     None
 }
 
-fn view<'a>(endpoint: Endpoint, body: Option<&'a BodyFacts>, header: &'a dyn Fn(&str) -> Option<String>) -> RequestView<'a> {
+fn view<'a>(
+    endpoint: Endpoint,
+    body: Option<&'a BodyFacts>,
+    header: &'a dyn Fn(&str) -> Option<String>,
+) -> RequestView<'a> {
     RequestView {
         endpoint,
         source_ip: "10.1.2.3".parse().ok(),
@@ -58,7 +62,10 @@ fn base() -> Value {
 }
 
 fn analyst() -> Identity {
-    identity("humans", json!({"sub": "ana", "aud": "llm-api", "scope": "llm:chat", "department": "analytics"}))
+    identity(
+        "humans",
+        json!({"sub": "ana", "aud": "llm-api", "scope": "llm:chat", "department": "analytics"}),
+    )
 }
 
 #[test]
@@ -84,7 +91,9 @@ fn routes_by_name_host_prefix_and_default_deny() {
         "policies": {"p": {"rules": [{"name": "r"}]}}
     }));
     assert!(a.route(Some("admin"), None, "/x").is_some());
-    assert!(a.route(None, Some("llm.internal:8443"), "/v1/chat/completions").is_some());
+    assert!(a
+        .route(None, Some("llm.internal:8443"), "/v1/chat/completions")
+        .is_some());
     assert!(a.route(None, Some("LLM.INTERNAL"), "/v1/x").is_some());
     assert!(a.route(None, Some("llm.public"), "/v1/x").is_none());
     assert!(a.route(None, Some("llm.internal"), "/v2/x").is_none());
@@ -96,7 +105,10 @@ fn allowed_model_and_tools() {
     let a = authorizer(base());
     let p = a.route(None, None, "/v1/chat/completions").unwrap();
     let f = facts(json!({"model": "llama-3-8b", "tools": [{"name": "search_web"}], "max_tokens": 100}));
-    let d = p.decide(&analyst(), &view(Endpoint::ChatCompletions, Some(&f), &no_headers));
+    let d = p.decide(
+        &analyst(),
+        &view(Endpoint::ChatCompletions, Some(&f), &no_headers),
+    );
     assert_eq!(d.denial, None);
     assert_eq!(d.rule.as_deref(), Some("analysts"));
     assert!(d.tool_allowed("search_docs"));
@@ -109,27 +121,49 @@ fn forbidden_model_tool_stream_and_caps() {
     let p = a.route(None, None, "/v1/chat/completions").unwrap();
     let decide = |id: &Identity, body: Value| {
         let f = facts(body);
-        p.decide(id, &view(Endpoint::ChatCompletions, Some(&f), &no_headers)).denial
+        p.decide(id, &view(Endpoint::ChatCompletions, Some(&f), &no_headers))
+            .denial
     };
-    assert_eq!(decide(&analyst(), json!({"model": "gpt-4o", "max_tokens": 1})), Some(Denial::ModelNotPermitted));
     assert_eq!(
-        decide(&analyst(), json!({"model": "gpt-4o-mini", "max_tokens": 1, "tools": [{"name": "shell"}]})),
+        decide(&analyst(), json!({"model": "gpt-4o", "max_tokens": 1})),
+        Some(Denial::ModelNotPermitted)
+    );
+    assert_eq!(
+        decide(
+            &analyst(),
+            json!({"model": "gpt-4o-mini", "max_tokens": 1, "tools": [{"name": "shell"}]})
+        ),
         Some(Denial::ToolNotPermitted("shell".into()))
     );
     // A forced tool counts even if not declared.
     assert_eq!(
-        decide(&analyst(), json!({"model": "gpt-4o-mini", "max_tokens": 1, "tool_choice": {"type": "tool", "name": "shell"}})),
+        decide(
+            &analyst(),
+            json!({"model": "gpt-4o-mini", "max_tokens": 1, "tool_choice": {"type": "tool", "name": "shell"}})
+        ),
         Some(Denial::ToolNotPermitted("shell".into()))
     );
     assert_eq!(
-        decide(&analyst(), json!({"model": "gpt-4o-mini", "tool_choice": "required", "max_tokens": 1})),
+        decide(
+            &analyst(),
+            json!({"model": "gpt-4o-mini", "tool_choice": "required", "max_tokens": 1})
+        ),
         None,
         "analysts may use search_* tools"
     );
-    assert_eq!(decide(&analyst(), json!({"model": "gpt-4o-mini", "max_tokens": 5000})), Some(Denial::MaxTokensExceeded(1024)));
-    assert_eq!(decide(&analyst(), json!({"messages": []})), Some(Denial::ModelRequired));
+    assert_eq!(
+        decide(&analyst(), json!({"model": "gpt-4o-mini", "max_tokens": 5000})),
+        Some(Denial::MaxTokensExceeded(1024))
+    );
+    assert_eq!(
+        decide(&analyst(), json!({"messages": []})),
+        Some(Denial::ModelRequired)
+    );
     let agent = identity("workloads", json!({"sub": "bot", "scope": "agent"}));
-    assert_eq!(decide(&agent, json!({"model": "x", "stream": true})), Some(Denial::StreamingNotPermitted));
+    assert_eq!(
+        decide(&agent, json!({"model": "x", "stream": true})),
+        Some(Denial::StreamingNotPermitted)
+    );
 }
 
 #[test]
@@ -141,10 +175,17 @@ fn clamp_and_missing_cap() {
     let d = p.decide(&agent, &view(Endpoint::ChatCompletions, Some(&f), &no_headers));
     assert_eq!((d.denial, d.clamp_to), (None, Some(256)));
     let f = facts(json!({"model": "anything", "max_tokens": 10}));
-    assert_eq!(p.decide(&agent, &view(Endpoint::ChatCompletions, Some(&f), &no_headers)).clamp_to, None);
+    assert_eq!(
+        p.decide(&agent, &view(Endpoint::ChatCompletions, Some(&f), &no_headers))
+            .clamp_to,
+        None
+    );
     // Reject-mode cap with no max_tokens in the request: set the cap explicitly.
     let f = facts(json!({"model": "gpt-4o-mini"}));
-    let d = p.decide(&analyst(), &view(Endpoint::ChatCompletions, Some(&f), &no_headers));
+    let d = p.decide(
+        &analyst(),
+        &view(Endpoint::ChatCompletions, Some(&f), &no_headers),
+    );
     assert_eq!((d.denial, d.clamp_to), (None, Some(1024)));
 }
 
@@ -160,8 +201,14 @@ fn default_deny_for_callers_without_a_rule() {
     assert_eq!(d.denial, Some(Denial::InsufficientScope));
     assert_eq!(d.rule, None);
     // Wrong department: claim condition fails.
-    let other_dept = identity("humans", json!({"sub": "y", "scope": "llm:chat", "department": "sales"}));
-    assert_eq!(p.decide(&other_dept, &req).denial, Some(Denial::InsufficientScope));
+    let other_dept = identity(
+        "humans",
+        json!({"sub": "y", "scope": "llm:chat", "department": "sales"}),
+    );
+    assert_eq!(
+        p.decide(&other_dept, &req).denial,
+        Some(Denial::InsufficientScope)
+    );
 }
 
 #[test]
@@ -170,11 +217,26 @@ fn inference_token_never_opens_admin_route() {
     let admin = a.route(Some("admin-models"), None, "/admin/models").unwrap();
     let req = view(Endpoint::Other, None, &no_headers);
     // Even an inference token holding the admin scope: wrong issuer and audience.
-    let workload = identity("workloads", json!({"sub": "bot", "aud": "llm-api", "scope": "agent llm:admin"}));
-    assert_eq!(admin.decide(&workload, &req).denial, Some(Denial::InsufficientScope));
-    let human_wrong_aud = identity("humans", json!({"sub": "op", "aud": "llm-api", "scope": "llm:admin"}));
-    assert_eq!(admin.decide(&human_wrong_aud, &req).denial, Some(Denial::InsufficientScope));
-    let human_admin = identity("humans", json!({"sub": "op", "aud": ["llm-admin"], "scope": "llm:admin"}));
+    let workload = identity(
+        "workloads",
+        json!({"sub": "bot", "aud": "llm-api", "scope": "agent llm:admin"}),
+    );
+    assert_eq!(
+        admin.decide(&workload, &req).denial,
+        Some(Denial::InsufficientScope)
+    );
+    let human_wrong_aud = identity(
+        "humans",
+        json!({"sub": "op", "aud": "llm-api", "scope": "llm:admin"}),
+    );
+    assert_eq!(
+        admin.decide(&human_wrong_aud, &req).denial,
+        Some(Denial::InsufficientScope)
+    );
+    let human_admin = identity(
+        "humans",
+        json!({"sub": "op", "aud": ["llm-admin"], "scope": "llm:admin"}),
+    );
     assert_eq!(admin.decide(&human_admin, &req).denial, None);
 }
 
@@ -183,7 +245,13 @@ fn one_rule(when: Value) -> Authorizer {
         "policies": {"p": {"rules": [{"name": "r", "when": when, "models": ["*"]}]}}}))
 }
 
-fn allowed_at(a: &Authorizer, id: &Identity, now: u64, ip: &str, header: &dyn Fn(&str) -> Option<String>) -> bool {
+fn allowed_at(
+    a: &Authorizer,
+    id: &Identity,
+    now: u64,
+    ip: &str,
+    header: &dyn Fn(&str) -> Option<String>,
+) -> bool {
     let p = a.route(None, None, "/v1/models").unwrap();
     let req = RequestView {
         endpoint: Endpoint::Models,
@@ -198,25 +266,46 @@ fn allowed_at(a: &Authorizer, id: &Identity, now: u64, ip: &str, header: &dyn Fn
 
 #[test]
 fn claim_conditions_equals_in_prefix_nested_and_arrays() {
-    let a = one_rule(json!({"claims": {"tenant": {"equals": "acme"}, "org.unit": {"in": ["r&d", "ml"]},
-        "groups": {"equals": "llm-users"}, "email": {"prefix": "svc-"}}}));
-    let good = identity("humans", json!({"tenant": "acme", "org": {"unit": "ml"}, "groups": ["staff", "llm-users"], "email": "svc-1@x"}));
+    let a = one_rule(
+        json!({"claims": {"tenant": {"equals": "acme"}, "org.unit": {"in": ["r&d", "ml"]},
+        "groups": {"equals": "llm-users"}, "email": {"prefix": "svc-"}}}),
+    );
+    let good = identity(
+        "humans",
+        json!({"tenant": "acme", "org": {"unit": "ml"}, "groups": ["staff", "llm-users"], "email": "svc-1@x"}),
+    );
     assert!(allowed_at(&a, &good, MONDAY_1030_UTC, "10.0.0.1", &no_headers));
-    for (k, v) in [("tenant", json!("evil")), ("org", json!({"unit": "sales"})), ("groups", json!(["staff"])), ("email", json!("me@x"))] {
+    for (k, v) in [
+        ("tenant", json!("evil")),
+        ("org", json!({"unit": "sales"})),
+        ("groups", json!(["staff"])),
+        ("email", json!("me@x")),
+    ] {
         let mut c = good.claims.clone();
         c.insert(k.into(), v);
         let id = Identity::from_claims("humans", c, None);
-        assert!(!allowed_at(&a, &id, MONDAY_1030_UTC, "10.0.0.1", &no_headers), "{k}");
+        assert!(
+            !allowed_at(&a, &id, MONDAY_1030_UTC, "10.0.0.1", &no_headers),
+            "{k}"
+        );
     }
     let mut c = good.claims.clone();
     c.remove("tenant");
-    assert!(!allowed_at(&a, &Identity::from_claims("humans", c, None), MONDAY_1030_UTC, "10.0.0.1", &no_headers));
+    assert!(!allowed_at(
+        &a,
+        &Identity::from_claims("humans", c, None),
+        MONDAY_1030_UTC,
+        "10.0.0.1",
+        &no_headers
+    ));
 }
 
 #[test]
 fn weekly_time_window_with_offset() {
     // Office hours Mon-Fri 09:00-18:00 in UTC+02:00.
-    let a = one_rule(json!({"time_windows": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "18:00", "utc_offset": "+02:00"}]}));
+    let a = one_rule(
+        json!({"time_windows": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "18:00", "utc_offset": "+02:00"}]}),
+    );
     let id = analyst();
     let at = |secs: u64| allowed_at(&a, &id, secs, "10.0.0.1", &no_headers);
     assert!(at(MONDAY_1030_UTC), "12:30 local Monday");
@@ -229,9 +318,15 @@ fn weekly_time_window_with_offset() {
     let friday_2300 = MONDAY_1030_UTC - 3 * 86_400 + 12 * 3600 + 1800;
     let at = |secs: u64| allowed_at(&night, &id, secs, "10.0.0.1", &no_headers);
     assert!(at(friday_2300));
-    assert!(at(friday_2300 + 2 * 3600), "Saturday 01:00 is still Friday's window");
+    assert!(
+        at(friday_2300 + 2 * 3600),
+        "Saturday 01:00 is still Friday's window"
+    );
     assert!(!at(friday_2300 + 3 * 3600), "Saturday 02:00");
-    assert!(!at(friday_2300 - 86_400 + 2 * 3600), "Friday 01:00 belongs to Thursday's window");
+    assert!(
+        !at(friday_2300 - 86_400 + 2 * 3600),
+        "Friday 01:00 belongs to Thursday's window"
+    );
 }
 
 #[test]
@@ -254,15 +349,41 @@ fn source_cidrs() {
 
 #[test]
 fn header_conditions() {
-    let a = one_rule(json!({"headers": {"x-env": {"in": ["prod", "staging"]}, "x-team": {"present": true}, "x-debug": {"present": false}}}));
+    let a = one_rule(
+        json!({"headers": {"x-env": {"in": ["prod", "staging"]}, "x-team": {"present": true}, "x-debug": {"present": false}}}),
+    );
     let id = analyst();
     let h = |pairs: &'static [(&'static str, &'static str)]| {
         move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
     };
-    assert!(allowed_at(&a, &id, MONDAY_1030_UTC, "1.1.1.1", &h(&[("x-env", "prod"), ("x-team", "ml")])));
-    assert!(!allowed_at(&a, &id, MONDAY_1030_UTC, "1.1.1.1", &h(&[("x-env", "dev"), ("x-team", "ml")])));
-    assert!(!allowed_at(&a, &id, MONDAY_1030_UTC, "1.1.1.1", &h(&[("x-env", "prod")])));
-    assert!(!allowed_at(&a, &id, MONDAY_1030_UTC, "1.1.1.1", &h(&[("x-env", "prod"), ("x-team", "a"), ("x-debug", "1")])));
+    assert!(allowed_at(
+        &a,
+        &id,
+        MONDAY_1030_UTC,
+        "1.1.1.1",
+        &h(&[("x-env", "prod"), ("x-team", "ml")])
+    ));
+    assert!(!allowed_at(
+        &a,
+        &id,
+        MONDAY_1030_UTC,
+        "1.1.1.1",
+        &h(&[("x-env", "dev"), ("x-team", "ml")])
+    ));
+    assert!(!allowed_at(
+        &a,
+        &id,
+        MONDAY_1030_UTC,
+        "1.1.1.1",
+        &h(&[("x-env", "prod")])
+    ));
+    assert!(!allowed_at(
+        &a,
+        &id,
+        MONDAY_1030_UTC,
+        "1.1.1.1",
+        &h(&[("x-env", "prod"), ("x-team", "a"), ("x-debug", "1")])
+    ));
     assert_eq!(a.condition_headers, vec!["x-debug", "x-env", "x-team"]);
 }
 
@@ -273,7 +394,10 @@ fn monitor_mode_passes_but_records_denial() {
     let a = authorizer(cfg);
     let p = a.route(None, None, "/v1/chat/completions").unwrap();
     let f = facts(json!({"model": "gpt-4o"}));
-    let d = p.decide(&analyst(), &view(Endpoint::ChatCompletions, Some(&f), &no_headers));
+    let d = p.decide(
+        &analyst(),
+        &view(Endpoint::ChatCompletions, Some(&f), &no_headers),
+    );
     assert_eq!(d.denial, Some(Denial::ModelNotPermitted));
     assert!(d.passes());
 }
@@ -283,10 +407,19 @@ fn model_from_path_or_header() {
     let a = authorizer(json!({"routes": [{"match": {"path_prefix": "/"}, "policy": "p"}],
         "policies": {"p": {"rules": [{"name": "r", "models": ["gpt-4o"]}]}},
         "model_from": {"path_patterns": ["/openai/deployments/{model}/**"], "header": "x-model"}}));
-    assert_eq!(a.model_outside_body("/openai/deployments/gpt-4o/chat/completions", no_headers).as_deref(), Some("gpt-4o"));
+    assert_eq!(
+        a.model_outside_body("/openai/deployments/gpt-4o/chat/completions", no_headers)
+            .as_deref(),
+        Some("gpt-4o")
+    );
     let hdr = |n: &str| (n == "x-model").then(|| "llama".to_string());
-    assert_eq!(a.model_outside_body("/v1/chat/completions", hdr).as_deref(), Some("llama"));
-    let p = a.route(None, None, "/openai/deployments/gpt-4o/chat/completions").unwrap();
+    assert_eq!(
+        a.model_outside_body("/v1/chat/completions", hdr).as_deref(),
+        Some("llama")
+    );
+    let p = a
+        .route(None, None, "/openai/deployments/gpt-4o/chat/completions")
+        .unwrap();
     let f = facts(json!({"messages": []}));
     let mut req = view(Endpoint::ChatCompletions, Some(&f), &no_headers);
     req.model_outside_body = Some("gpt-4o".into());
@@ -301,18 +434,33 @@ fn actions() {
         "policies": {"p": {"rules": [{"name": "embed-only", "actions": ["embeddings", "models"], "models": ["*"]}]}}}));
     let p = a.route(None, None, "/").unwrap();
     let f = facts(json!({"model": "e5"}));
-    assert_eq!(p.decide(&analyst(), &view(Endpoint::Embeddings, Some(&f), &no_headers)).denial, None);
     assert_eq!(
-        p.decide(&analyst(), &view(Endpoint::ChatCompletions, Some(&f), &no_headers)).denial,
+        p.decide(&analyst(), &view(Endpoint::Embeddings, Some(&f), &no_headers))
+            .denial,
+        None
+    );
+    assert_eq!(
+        p.decide(
+            &analyst(),
+            &view(Endpoint::ChatCompletions, Some(&f), &no_headers)
+        )
+        .denial,
         Some(Denial::ActionNotPermitted)
     );
 }
 
 #[test]
 fn denial_messages_say_what_is_missing_not_policy_internals() {
-    for d in [Denial::ModelNotPermitted, Denial::InsufficientScope, Denial::ToolNotPermitted("x".repeat(500))] {
+    for d in [
+        Denial::ModelNotPermitted,
+        Denial::InsufficientScope,
+        Denial::ToolNotPermitted("x".repeat(500)),
+    ] {
         let m = d.message();
-        assert!(!m.contains("analysts") && !m.contains("policy") && m.len() < 200, "{m}");
+        assert!(
+            !m.contains("analysts") && !m.contains("policy") && m.len() < 200,
+            "{m}"
+        );
     }
 }
 
@@ -325,12 +473,40 @@ fn config_errors_name_paths() {
     };
     let with_rule = |rule: Value| json!({"routes": [{"match": {"path_prefix": "/"}, "policy": "p"}], "policies": {"p": {"rules": [rule]}}});
     check(json!({"routes": [], "policies": {}}), "authorization.routes");
-    check(json!({"routes": [{"match": {}, "policy": "p"}], "policies": {"p": {"rules": [{"name": "r"}]}}}), "authorization.routes[0].match");
-    check(json!({"routes": [{"match": {"path_prefix": "/"}, "policy": "nope"}], "policies": {"p": {"rules": [{"name": "r"}]}}}), "authorization.routes[0].policy");
-    check(with_rule(json!({"name": "r", "when": {"issuers": ["ghost"]}})), "authorization.policies.p.rules[0].when.issuers[0]");
-    check(with_rule(json!({"name": "r", "when": {"source_cidrs": ["10.0.0.0/33"]}})), "authorization.policies.p.rules[0].when.source_cidrs[0]");
-    check(with_rule(json!({"name": "r", "when": {"time_windows": [{"days": ["funday"], "start": "09:00", "end": "10:00"}]}})), "authorization.policies.p.rules[0].when.time_windows[0].days[0]");
-    check(with_rule(json!({"name": "r", "when": {"time_windows": [{"days": ["mon"], "start": "9am", "end": "10:00"}]}})), "authorization.policies.p.rules[0].when.time_windows[0].start");
-    check(with_rule(json!({"name": "r", "when": {"headers": {"X-Env": {"equals": "a"}}}})), "authorization.policies.p.rules[0].when.headers.X-Env");
-    check(with_rule(json!({"name": "r", "max_tokens": {"limit": 0}})), "authorization.policies.p.rules[0].max_tokens.limit");
+    check(
+        json!({"routes": [{"match": {}, "policy": "p"}], "policies": {"p": {"rules": [{"name": "r"}]}}}),
+        "authorization.routes[0].match",
+    );
+    check(
+        json!({"routes": [{"match": {"path_prefix": "/"}, "policy": "nope"}], "policies": {"p": {"rules": [{"name": "r"}]}}}),
+        "authorization.routes[0].policy",
+    );
+    check(
+        with_rule(json!({"name": "r", "when": {"issuers": ["ghost"]}})),
+        "authorization.policies.p.rules[0].when.issuers[0]",
+    );
+    check(
+        with_rule(json!({"name": "r", "when": {"source_cidrs": ["10.0.0.0/33"]}})),
+        "authorization.policies.p.rules[0].when.source_cidrs[0]",
+    );
+    check(
+        with_rule(
+            json!({"name": "r", "when": {"time_windows": [{"days": ["funday"], "start": "09:00", "end": "10:00"}]}}),
+        ),
+        "authorization.policies.p.rules[0].when.time_windows[0].days[0]",
+    );
+    check(
+        with_rule(
+            json!({"name": "r", "when": {"time_windows": [{"days": ["mon"], "start": "9am", "end": "10:00"}]}}),
+        ),
+        "authorization.policies.p.rules[0].when.time_windows[0].start",
+    );
+    check(
+        with_rule(json!({"name": "r", "when": {"headers": {"X-Env": {"equals": "a"}}}})),
+        "authorization.policies.p.rules[0].when.headers.X-Env",
+    );
+    check(
+        with_rule(json!({"name": "r", "max_tokens": {"limit": 0}})),
+        "authorization.policies.p.rules[0].max_tokens.limit",
+    );
 }

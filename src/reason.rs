@@ -155,6 +155,68 @@ pub fn denial_reply(reason: Reason, realm: &str) -> Reply {
     }
 }
 
+/// 403 for an authenticated caller the policy does not allow (RFC 6750 insufficient_scope).
+pub fn forbidden_reply(denial: &crate::policy::Denial, realm: &str) -> Reply {
+    let message = denial.message();
+    Reply {
+        status: 403,
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            (
+                "www-authenticate".into(),
+                format!(
+                    "Bearer realm=\"{realm}\", error=\"insufficient_scope\", error_description=\"{}\"",
+                    crate::identity::header_safe(&message, Some('"'))
+                ),
+            ),
+        ],
+        body: error_body(&message, "permission_error", denial.code()),
+    }
+}
+
+/// Problems with the request itself (size, encoding, JSON): 413, 415, 400.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestProblem {
+    TooLarge(usize),
+    Compressed,
+    NotJson,
+    BadField(&'static str),
+}
+
+impl RequestProblem {
+    pub fn code(&self) -> &'static str {
+        match self {
+            RequestProblem::TooLarge(_) => "request_too_large",
+            RequestProblem::Compressed => "unsupported_content_encoding",
+            RequestProblem::NotJson => "invalid_json",
+            RequestProblem::BadField(_) => "invalid_request",
+        }
+    }
+
+    pub fn reply(&self) -> Reply {
+        let (status, message) = match self {
+            RequestProblem::TooLarge(max) => (413, format!("The request body exceeds {max} bytes.")),
+            RequestProblem::Compressed => (
+                415,
+                "Compressed request bodies are not accepted; send the JSON body uncompressed.".to_string(),
+            ),
+            RequestProblem::NotJson => (400, "The request body must be a JSON object.".to_string()),
+            RequestProblem::BadField(f) => (400, format!("The request field {f:?} has an invalid value.")),
+        };
+        let param = match self {
+            RequestProblem::BadField(f) => serde_json::Value::String((*f).to_string()),
+            _ => serde_json::Value::Null,
+        };
+        Reply {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: serde_json::json!({"error": {"message": message, "type": "invalid_request_error",
+                "param": param, "code": self.code()}})
+            .to_string(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +254,30 @@ mod tests {
         assert!(!r.body.contains("signature"));
         let body: Value = serde_json::from_str(&r.body).unwrap();
         assert_eq!(body["error"]["code"], "invalid_token");
+    }
+
+    #[test]
+    fn forbidden_is_403_insufficient_scope() {
+        let r = forbidden_reply(&crate::policy::Denial::ModelNotPermitted, "llm");
+        assert_eq!(r.status, 403);
+        let h = header(&r, "www-authenticate").unwrap();
+        assert!(
+            h.starts_with("Bearer realm=\"llm\", error=\"insufficient_scope\""),
+            "{h}"
+        );
+        let body: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(body["error"]["code"], "model_not_permitted");
+        assert_eq!(body["error"]["type"], "permission_error");
+    }
+
+    #[test]
+    fn request_problems() {
+        assert_eq!(RequestProblem::TooLarge(10).reply().status, 413);
+        assert_eq!(RequestProblem::Compressed.reply().status, 415);
+        assert_eq!(RequestProblem::NotJson.reply().status, 400);
+        let r = RequestProblem::BadField("model").reply();
+        let body: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!((r.status, body["error"]["param"].as_str()), (400, Some("model")));
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub const STATUS_NOT_FOUND: u32 = 1;
 pub const STATUS_CAS_MISMATCH: u32 = 8;
 
 // BufferType values of ABI 0.2.1.
+pub const BUFFER_HTTP_REQUEST_BODY: u32 = 0;
+pub const BUFFER_HTTP_RESPONSE_BODY: u32 = 1;
 pub const BUFFER_HTTP_CALL_RESPONSE_BODY: u32 = 4;
 pub const BUFFER_PLUGIN_CONFIGURATION: u32 = 7;
 // MapType values of ABI 0.2.1.
@@ -36,6 +38,13 @@ extern "C" {
         max_size: usize,
         return_buffer_data: *mut *mut u8,
         return_buffer_size: *mut usize,
+    ) -> u32;
+    fn proxy_set_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        size: usize,
+        buffer_data: *const u8,
+        buffer_size: usize,
     ) -> u32;
     fn proxy_get_header_map_pairs(
         map_type: u32,
@@ -142,6 +151,11 @@ pub fn get_buffer(buffer_type: u32, start: usize, max: usize) -> R<Option<Vec<u8
         STATUS_NOT_FOUND => Ok(None),
         s => Err(HostError(s)),
     }
+}
+
+/// Replaces `size` bytes at `start` of a buffer (whole body: 0, current size).
+pub fn set_buffer(buffer_type: u32, start: usize, size: usize, data: &[u8]) -> R<()> {
+    check(unsafe { proxy_set_buffer_bytes(buffer_type, start, size, data.as_ptr(), data.len()) })
 }
 
 pub fn get_header(map_type: u32, name: &str) -> R<Option<String>> {

@@ -10,7 +10,10 @@ use crate::config::Config;
 use crate::host::{Clock, DispatchError, HttpCaller, SharedStore, StoreWrite};
 use crate::identity::identity_headers;
 use crate::jwks::FetchResult;
-use crate::reason::{denial_reply, Reason};
+use crate::llm_request::{self, BodyError, BodyFacts, Endpoint};
+use crate::policy::{no_route, parse_source_address, Authorizer, Decision, Mode, RequestView};
+use crate::reason::{denial_reply, forbidden_reply, Reason, Reply, RequestProblem};
+use crate::tool_calls::{self, JsonVerdict, SseToolGuard};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 use std::cell::RefCell;
@@ -72,6 +75,7 @@ struct Settings {
 
 struct Plugin {
     auth: RefCell<Authenticator>,
+    authz: Option<Authorizer>,
     settings: Settings,
 }
 
@@ -94,12 +98,18 @@ impl WardenRoot {
         }
         let config = Config::parse(&bytes).map_err(|e| e.to_string())?;
         let auth = Authenticator::new(&config).map_err(|e| e.to_string())?;
+        let issuer_names: Vec<String> = config.issuers.iter().map(|i| i.name.clone()).collect();
+        let authz = match &config.authorization {
+            Some(a) => Some(Authorizer::new(a, &issuer_names).map_err(|e| e.to_string())?),
+            None => None,
+        };
         let remote = auth
             .issuers
             .iter()
             .any(|i| matches!(i.keys, crate::auth::KeySource::Remote(_)));
         self.plugin = Some(Rc::new(Plugin {
             auth: RefCell::new(auth),
+            authz,
             settings: Settings {
                 identity_prefix: config.identity_headers.prefix.clone(),
                 token_header: config.token.header.clone(),
@@ -172,11 +182,7 @@ impl RootContext for WardenRoot {
 
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
         // Must never return None (the SDK panics); an unconfigured plugin denies everything.
-        Some(Box::new(WardenHttp {
-            plugin: self.plugin.clone(),
-            audit: None,
-            pending: None,
-        }))
+        Some(Box::new(WardenHttp::new(self.plugin.clone())))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -254,17 +260,85 @@ fn log_fetch(auth: &Authenticator, issuer: usize, result: &FetchResult) {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Start,
+    /// Headers held while a JWKS fetch for this request is in flight.
+    AwaitingKeys,
+    /// Headers held until the JSON body is complete and authorized.
+    AwaitingBody,
+    Forwarded,
+    Replied,
+}
+
+enum ResponseInspection {
+    Off,
+    /// Whole JSON body held (headers too) and checked at the end; `compressed` cannot be
+    /// inspected and is replaced with an error.
+    Json {
+        compressed: bool,
+    },
+    Sse(SseToolGuard),
+}
+
 struct WardenHttp {
     plugin: Option<Rc<Plugin>>,
     audit: Option<AuditRecord>,
     /// A JWKS fetch this request waits for: (call id, issuer index).
     pending: Option<(u32, usize)>,
+    phase: Phase,
+    identity: Option<Rc<Identity>>,
+    endpoint: Endpoint,
+    policy: Option<usize>,
+    model_outside_body: Option<String>,
+    request_ended: bool,
+    body_size: usize,
+    body_complete: bool,
+    decision: Option<Decision>,
+    response: ResponseInspection,
+}
+
+/// What authorization needs next.
+enum Step {
+    Forward,
+    NeedBody,
+    Replied,
+}
+
+fn request_header(name: &str) -> Option<String> {
+    abi::get_header(abi::MAP_HTTP_REQUEST_HEADERS, name)
+        .ok()
+        .flatten()
+}
+
+fn property_text(path: &[&str]) -> Option<String> {
+    abi::get_property(path)
+        .ok()
+        .flatten()
+        .and_then(|b| String::from_utf8(b).ok())
 }
 
 impl WardenHttp {
-    /// Runs authentication and acts on the verdict. Returns the action for the current
-    /// callback; `resume` says whether a paused request must be resumed on Allow.
-    fn decide(&mut self, may_fetch: bool, resume: bool) -> Action {
+    fn new(plugin: Option<Rc<Plugin>>) -> WardenHttp {
+        WardenHttp {
+            plugin,
+            audit: None,
+            pending: None,
+            phase: Phase::Start,
+            identity: None,
+            endpoint: Endpoint::Other,
+            policy: None,
+            model_outside_body: None,
+            request_ended: false,
+            body_size: 0,
+            body_complete: false,
+            decision: None,
+            response: ResponseInspection::Off,
+        }
+    }
+
+    /// Authentication, then authorization on headers. Returns the headers-phase action.
+    fn start(&mut self, may_fetch: bool) -> Action {
         let Some(plugin) = self.plugin.clone() else {
             // on_configure failed for this root: nothing is let through.
             self.deny(Reason::JwksUnavailable, None, "llm-warden");
@@ -276,9 +350,7 @@ impl WardenHttp {
             self.deny(Reason::JwksUnavailable, None, &s.realm);
             return Action::Pause;
         };
-        let header = abi::get_header(abi::MAP_HTTP_REQUEST_HEADERS, &s.token_header)
-            .ok()
-            .flatten();
+        let header = request_header(&s.token_header);
         let verdict = match plugin.auth.try_borrow_mut() {
             Ok(mut auth) => {
                 let v = auth.authenticate(header.as_deref(), now_ms / 1000, &HostStore, may_fetch);
@@ -286,6 +358,7 @@ impl WardenHttp {
                     match dispatch_fetch(&auth, issuer) {
                         Ok(call) => {
                             self.pending = Some((call, issuer));
+                            self.phase = Phase::AwaitingKeys;
                             return Action::Pause;
                         }
                         Err(()) => {
@@ -303,7 +376,6 @@ impl WardenHttp {
                 identity: None,
             },
         };
-        drop(header);
         match verdict {
             Verdict::Allow(identity) => {
                 if !s.forward_token {
@@ -316,11 +388,20 @@ impl WardenHttp {
                         return Action::Pause;
                     }
                 }
-                self.record(now_ms, Reason::Ok, 200, Some(&identity), s);
-                if resume {
-                    let _ = abi::resume_http_request();
+                self.record(now_ms, Reason::Ok, 200, Some(&identity));
+                self.identity = Some(identity.clone());
+                match self.authorize_headers(&plugin, &identity, now_ms / 1000) {
+                    Step::Forward => {
+                        self.phase = Phase::Forwarded;
+                        self.publish_audit();
+                        Action::Continue
+                    }
+                    Step::NeedBody => {
+                        self.phase = Phase::AwaitingBody;
+                        Action::Pause
+                    }
+                    Step::Replied => Action::Pause,
                 }
-                Action::Continue
             }
             Verdict::Deny { reason, identity } => {
                 self.deny(reason, identity.as_deref(), &s.realm);
@@ -334,23 +415,181 @@ impl WardenHttp {
         }
     }
 
-    fn deny(&mut self, reason: Reason, identity: Option<&Identity>, realm: &str) {
-        let reply = denial_reply(reason, realm);
-        if let Some(plugin) = self.plugin.clone() {
-            self.record(
-                now_ms().unwrap_or(0),
-                reason,
-                reply.status,
-                identity,
-                &plugin.settings,
+    fn view<'a>(&'a self, now: u64, body: Option<&'a BodyFacts>) -> RequestView<'a> {
+        RequestView {
+            endpoint: self.endpoint,
+            source_ip: property_text(&["source", "address"]).and_then(|a| parse_source_address(&a)),
+            now_unix: now,
+            header: &request_header,
+            body,
+            model_outside_body: self.model_outside_body.clone(),
+        }
+    }
+
+    fn authorize_headers(&mut self, plugin: &Plugin, identity: &Identity, now: u64) -> Step {
+        let Some(authz) = &plugin.authz else {
+            return Step::Forward;
+        };
+        let path = request_header(":path").unwrap_or_default();
+        let route = property_text(&["xds", "route_name"]);
+        let host = request_header(":authority");
+        self.endpoint = Endpoint::from_path(&path);
+        self.model_outside_body = authz.model_outside_body(&path, request_header);
+        if let Some(a) = &mut self.audit {
+            a.route = route.clone();
+            a.action = Some(self.endpoint.action());
+            a.model = self.model_outside_body.clone();
+        }
+        let Some(policy_idx) = authz.route_index(route.as_deref(), host.as_deref(), &path) else {
+            return self.apply(no_route(), &plugin.settings.realm);
+        };
+        self.policy = Some(policy_idx);
+        let Some(policy) = authz.policy(policy_idx) else {
+            return self.apply(no_route(), &plugin.settings.realm);
+        };
+        let method = request_header(":method").unwrap_or_default();
+        if self.endpoint.has_json_body() && method.eq_ignore_ascii_case("POST") {
+            let encoded =
+                request_header("content-encoding").is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
+            if encoded {
+                return self.problem(RequestProblem::Compressed);
+            }
+            let declared = request_header("content-length").and_then(|l| l.trim().parse::<usize>().ok());
+            if declared.is_some_and(|l| l > authz.body_max_bytes) {
+                return self.problem(RequestProblem::TooLarge(authz.body_max_bytes));
+            }
+            let view = self.view(now, None);
+            if policy.mode == Mode::Enforce && !policy.applies_to_anyone(identity, &view) {
+                // No rule for this caller: refuse without reading the body.
+                let decision = policy.decide(identity, &view);
+                return self.apply(decision, &plugin.settings.realm);
+            }
+            if self.request_ended {
+                return self.problem(RequestProblem::NotJson);
+            }
+            // The upstream must answer uncompressed so tool calls can be inspected.
+            let _ = abi::remove_header(abi::MAP_HTTP_REQUEST_HEADERS, "accept-encoding");
+            return Step::NeedBody;
+        }
+        let view = self.view(now, None);
+        let decision = policy.decide(identity, &view);
+        self.apply(decision, &plugin.settings.realm)
+    }
+
+    /// Acts on a policy decision; records it in the audit record.
+    fn apply(&mut self, decision: Decision, realm: &str) -> Step {
+        if let Some(a) = &mut self.audit {
+            a.policy = decision.policy.clone();
+            a.rule = decision.rule.clone();
+        }
+        let step = match &decision.denial {
+            None => Step::Forward,
+            Some(d) if decision.mode == Mode::Monitor => {
+                if let Some(a) = &mut self.audit {
+                    a.decision = "would_deny";
+                    a.reason = d.code();
+                }
+                Step::Forward
+            }
+            Some(d) => {
+                let reply = forbidden_reply(d, realm);
+                if let Some(a) = &mut self.audit {
+                    a.decision = "deny";
+                    a.reason = d.code();
+                    a.status = reply.status;
+                }
+                self.send(&reply, d.code());
+                Step::Replied
+            }
+        };
+        self.decision = Some(decision);
+        step
+    }
+
+    fn problem(&mut self, problem: RequestProblem) -> Step {
+        let reply = problem.reply();
+        if let Some(a) = &mut self.audit {
+            a.decision = "deny";
+            a.reason = problem.code();
+            a.status = reply.status;
+        }
+        self.send(&reply, problem.code());
+        Step::Replied
+    }
+
+    /// Reads the complete request body and authorizes it. True: let the request go on.
+    fn authorize_body(&mut self) -> bool {
+        let Some(plugin) = self.plugin.clone() else {
+            return false;
+        };
+        let (Some(authz), Some(identity)) = (&plugin.authz, self.identity.clone()) else {
+            return false;
+        };
+        if self.body_size > authz.body_max_bytes {
+            self.problem(RequestProblem::TooLarge(authz.body_max_bytes));
+            return false;
+        }
+        let body = abi::get_buffer(abi::BUFFER_HTTP_REQUEST_BODY, 0, self.body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let (mut obj, facts) = match llm_request::parse_body(&body) {
+            Ok(parsed) => parsed,
+            Err(BodyError::NotJson) => {
+                self.problem(RequestProblem::NotJson);
+                return false;
+            }
+            Err(BodyError::BadField(f)) => {
+                self.problem(RequestProblem::BadField(f));
+                return false;
+            }
+        };
+        if let Some(a) = &mut self.audit {
+            a.model = facts.model.clone().or_else(|| self.model_outside_body.clone());
+            a.tools = facts.all_tools().into_iter().map(str::to_string).collect();
+        }
+        let Some(policy) = self.policy.and_then(|i| authz.policy(i)) else {
+            let step = self.apply(no_route(), &plugin.settings.realm);
+            return matches!(step, Step::Forward);
+        };
+        let now = now_ms().unwrap_or(0) / 1000;
+        let decision = policy.decide(&identity, &self.view(now, Some(&facts)));
+        let clamp = decision.clamp_to.filter(|_| decision.denial.is_none());
+        if !matches!(self.apply(decision, &plugin.settings.realm), Step::Forward) {
+            return false;
+        }
+        if let Some(cap) = clamp {
+            let new_body = llm_request::clamp_max_tokens(&mut obj, cap);
+            if abi::set_buffer(abi::BUFFER_HTTP_REQUEST_BODY, 0, self.body_size, &new_body).is_err() {
+                self.problem(RequestProblem::BadField("max_tokens"));
+                return false;
+            }
+            let _ = abi::set_header(
+                abi::MAP_HTTP_REQUEST_HEADERS,
+                "content-length",
+                &new_body.len().to_string(),
             );
         }
+        self.phase = Phase::Forwarded;
+        self.publish_audit();
+        true
+    }
+
+    fn deny(&mut self, reason: Reason, identity: Option<&Identity>, realm: &str) {
+        let reply = denial_reply(reason, realm);
+        self.record(now_ms().unwrap_or(0), reason, reply.status, identity);
+        self.send(&reply, reason.code());
+    }
+
+    fn send(&mut self, reply: &Reply, code: &str) {
+        self.phase = Phase::Replied;
+        self.publish_audit();
         let headers: Vec<(&str, &str)> = reply
             .headers
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let details = format!("llm_warden_{}", reason.code());
+        let details = format!("llm_warden_{code}");
         if abi::send_local_response(u32::from(reply.status), &details, &headers, reply.body.as_bytes())
             .is_err()
         {
@@ -358,32 +597,42 @@ impl WardenHttp {
         }
     }
 
-    fn record(
-        &mut self,
-        now_ms: u64,
-        reason: Reason,
-        status: u16,
-        identity: Option<&Identity>,
-        s: &Settings,
-    ) {
-        let text = |path: &[&str]| {
-            abi::get_property(path)
-                .ok()
-                .flatten()
-                .and_then(|b| String::from_utf8(b).ok())
-        };
-        let path = abi::get_header(abi::MAP_HTTP_REQUEST_HEADERS, ":path")
-            .ok()
-            .flatten();
+    fn record(&mut self, now_ms: u64, reason: Reason, status: u16, identity: Option<&Identity>) {
+        let path = request_header(":path");
         let record = AuditRecord::new(now_ms, reason, status, identity).with_request(
-            text(&["request", "id"]),
-            abi::get_header(abi::MAP_HTTP_REQUEST_HEADERS, ":method")
-                .ok()
-                .flatten(),
+            property_text(&["request", "id"]),
+            request_header(":method"),
             path.as_deref(),
         );
-        let _ = abi::set_property(&[s.audit_key.as_str()], record.to_json().as_bytes());
         self.audit = Some(record);
+    }
+
+    fn publish_audit(&self) {
+        if let (Some(record), Some(plugin)) = (&self.audit, &self.plugin) {
+            let _ = abi::set_property(&[plugin.settings.audit_key.as_str()], record.to_json().as_bytes());
+        }
+    }
+
+    /// Whether responses must be checked for tool calls the caller may not make.
+    fn inspects_tool_calls(&self) -> bool {
+        self.endpoint.has_json_body()
+            && self
+                .decision
+                .as_ref()
+                .is_some_and(|d| d.passes() && !d.granted_tools.iter().any(|t| t == "*"))
+    }
+
+    fn tool_blocked(&mut self, tool: &str, status: Option<u16>) {
+        let monitor = self.decision.as_ref().is_some_and(|d| d.mode == Mode::Monitor);
+        if let Some(a) = &mut self.audit {
+            a.blocked_tool = Some(tool.chars().take(256).collect());
+            a.decision = if monitor { "would_deny" } else { "deny" };
+            a.reason = "tool_call_blocked";
+            if let Some(s) = status.filter(|_| !monitor) {
+                a.status = s;
+            }
+        }
+        self.publish_audit();
     }
 }
 
@@ -415,11 +664,175 @@ impl Context for WardenHttp {
                 log_fetch(&auth, issuer, &result);
             }
         }
-        self.decide(false, true);
+        match self.start(false) {
+            Action::Continue => {
+                let _ = abi::resume_http_request();
+            }
+            // The body arrived while we waited for keys.
+            _ if self.phase == Phase::AwaitingBody && self.body_complete && self.authorize_body() => {
+                let _ = abi::resume_http_request();
+            }
+            _ => {}
+        }
     }
 }
 
 impl HttpContext for WardenHttp {
+    fn on_http_request_headers(&mut self, _: usize, end_of_stream: bool) -> Action {
+        self.request_ended = end_of_stream;
+        self.start(true)
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.body_size = body_size;
+        self.body_complete |= end_of_stream;
+        match self.phase {
+            // Never let body data pass before the request is decided.
+            Phase::Start | Phase::AwaitingKeys | Phase::Replied => Action::Pause,
+            Phase::AwaitingBody => {
+                let max = self
+                    .plugin
+                    .as_ref()
+                    .and_then(|p| p.authz.as_ref())
+                    .map_or(0, |a| a.body_max_bytes);
+                if body_size > max {
+                    self.problem(RequestProblem::TooLarge(max));
+                    return Action::Pause;
+                }
+                if !end_of_stream {
+                    return Action::Pause;
+                }
+                if self.authorize_body() {
+                    Action::Continue
+                } else {
+                    Action::Pause
+                }
+            }
+            Phase::Forwarded => Action::Continue,
+        }
+    }
+
+    fn on_http_response_headers(&mut self, _: usize, end_of_stream: bool) -> Action {
+        if self.phase != Phase::Forwarded {
+            return Action::Continue;
+        }
+        let status = abi::get_header(abi::MAP_HTTP_RESPONSE_HEADERS, ":status")
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse::<u16>().ok());
+        if let (Some(record), Some(code)) = (&mut self.audit, status) {
+            if record.decision != "deny" {
+                record.status = code;
+            }
+        }
+        self.publish_audit();
+        if end_of_stream || !self.inspects_tool_calls() {
+            return Action::Continue;
+        }
+        let header = |n: &str| abi::get_header(abi::MAP_HTTP_RESPONSE_HEADERS, n).ok().flatten();
+        let ctype = header("content-type").unwrap_or_default().to_ascii_lowercase();
+        let compressed = header("content-encoding").is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
+        let mode = self
+            .plugin
+            .as_ref()
+            .and_then(|p| p.authz.as_ref())
+            .map(|a| a.on_forbidden_tool_call);
+        if ctype.starts_with("text/event-stream") && !compressed {
+            // Event boundaries change chunk sizes: the length is no longer known.
+            let _ = abi::remove_header(abi::MAP_HTTP_RESPONSE_HEADERS, "content-length");
+            self.response =
+                ResponseInspection::Sse(SseToolGuard::new(self.endpoint, mode.unwrap_or_default()));
+            Action::Continue
+        } else if ctype.contains("json") || compressed {
+            self.response = ResponseInspection::Json { compressed };
+            Action::Pause
+        } else {
+            Action::Continue
+        }
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(decision) = self.decision.clone() else {
+            return Action::Continue;
+        };
+        let monitor = decision.mode == Mode::Monitor;
+        let allowed = |t: &str| decision.tool_allowed(t);
+        let mode = self
+            .plugin
+            .as_ref()
+            .and_then(|p| p.authz.as_ref())
+            .map(|a| a.on_forbidden_tool_call)
+            .unwrap_or_default();
+        match &mut self.response {
+            ResponseInspection::Off => Action::Continue,
+            ResponseInspection::Json { compressed } => {
+                if !end_of_stream {
+                    return Action::Pause;
+                }
+                let compressed = *compressed;
+                let body = abi::get_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                let verdict = if compressed {
+                    // A compressed body cannot be checked for tool calls: fail closed.
+                    JsonVerdict::Replace {
+                        status: 502,
+                        body: tool_calls::uninspectable_body(),
+                        tool: "(compressed response)".into(),
+                    }
+                } else {
+                    tool_calls::check_json(&body, self.endpoint, &allowed, mode)
+                };
+                if let JsonVerdict::Replace {
+                    status,
+                    body: new_body,
+                    tool,
+                } = verdict
+                {
+                    if !monitor {
+                        let _ = abi::set_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size, &new_body);
+                        let _ =
+                            abi::set_header(abi::MAP_HTTP_RESPONSE_HEADERS, ":status", &status.to_string());
+                        let _ = abi::set_header(
+                            abi::MAP_HTTP_RESPONSE_HEADERS,
+                            "content-type",
+                            "application/json",
+                        );
+                        let _ = abi::remove_header(abi::MAP_HTTP_RESPONSE_HEADERS, "content-encoding");
+                        let _ = abi::set_header(
+                            abi::MAP_HTTP_RESPONSE_HEADERS,
+                            "content-length",
+                            &new_body.len().to_string(),
+                        );
+                    }
+                    self.tool_blocked(&tool, Some(status));
+                }
+                Action::Continue
+            }
+            ResponseInspection::Sse(guard) => {
+                let was_blocked = guard.blocked().is_some();
+                let chunk = abi::get_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                let out = guard.feed(&chunk, end_of_stream, &allowed);
+                let newly_blocked = if was_blocked {
+                    None
+                } else {
+                    guard.blocked().map(str::to_string)
+                };
+                if !monitor && (out != chunk) {
+                    let _ = abi::set_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size, &out);
+                }
+                if let Some(tool) = newly_blocked {
+                    self.tool_blocked(&tool, None);
+                }
+                Action::Continue
+            }
+        }
+    }
+
     fn on_log(&mut self) {
         let Some(plugin) = &self.plugin else {
             return;
@@ -429,27 +842,5 @@ impl HttpContext for WardenHttp {
                 log::info!("{LOG_PREFIX}{}", record.to_json());
             }
         }
-    }
-
-    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
-        self.decide(true, false)
-    }
-
-    fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
-        // The record of an allowed call carries the upstream's status.
-        if let (Some(record), Some(plugin)) = (&mut self.audit, &self.plugin) {
-            if record.decision == "allow" {
-                if let Some(code) = abi::get_header(abi::MAP_HTTP_RESPONSE_HEADERS, ":status")
-                    .ok()
-                    .flatten()
-                    .and_then(|s| s.parse::<u16>().ok())
-                {
-                    record.status = code;
-                    let _ =
-                        abi::set_property(&[plugin.settings.audit_key.as_str()], record.to_json().as_bytes());
-                }
-            }
-        }
-        Action::Continue
     }
 }

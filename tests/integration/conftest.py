@@ -26,7 +26,7 @@ class Response:
 
 
 def request(port: int, token: str | None = None, headers: dict | None = None, body: dict | None = None,
-            path: str = "/v1/chat/completions") -> Response:
+            path: str = "/v1/chat/completions", timeout: float = 15) -> Response:
     h = {"content-type": "application/json"}
     if token is not None:
         h["authorization"] = f"Bearer {token}"
@@ -35,7 +35,7 @@ def request(port: int, token: str | None = None, headers: dict | None = None, bo
         {"role": "user", "content": "hi"}]}).encode()
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, headers=h, method="POST")
     try:
-        with urllib.request.urlopen(req, timeout=15) as r:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
             return Response(r.status, dict(r.headers), r.read())
     except urllib.error.HTTPError as e:
         return Response(e.code, dict(e.headers), e.read())
@@ -44,7 +44,8 @@ def request(port: int, token: str | None = None, headers: dict | None = None, bo
 class Stack:
     """Mock LLM + JWKS server + Envoy running the filter."""
 
-    def __init__(self, tmp_path, keys, remote_opts=None, extra_issuers=(), plugin_extra=None):
+    def __init__(self, tmp_path, keys, remote_opts=None, extra_issuers=(), plugin_extra=None, routes=None,
+                 stop_iteration=True):
         self.keys = keys
         self.jwks_state = servers.JwksState(tokens.jwks(*keys))
         self.jwks = servers.start_jwks(self.jwks_state)
@@ -61,7 +62,7 @@ class Stack:
         self.envoy = envoy_run.Envoy(
             envoy_run.bootstrap(self.plugin_config, envoy_run.free_port(), envoy_run.free_port(),
                                 ("127.0.0.1", self.upstream.port), ("127.0.0.1", self.jwks.port),
-                                str(self.access_log)),
+                                str(self.access_log), routes=routes, stop_iteration=stop_iteration),
             tmp_path)
         self.port = self.envoy.port
 

@@ -56,6 +56,11 @@ class MockLLM(_Quiet):
         model = req.get("model", "mock-gpt")
         text = "Hello from the mock LLM behind llm-warden."
         created = int(time.time())
+        # Tests make the upstream fail fast, without usage, with this header.
+        fail = self.headers.get("x-mock-status")
+        if fail:
+            self._send(int(fail), json.dumps({"error": {"message": "upstream failure", "type": "server_error"}}).encode())
+            return
         # Tests make the "model" call a tool with this header (JSON and streamed).
         tool = self.headers.get("x-mock-tool-call")
         if req.get("stream") and tool:
@@ -100,7 +105,13 @@ class MockLLM(_Quiet):
                 self.wfile.flush()
             done = {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": created, "model": model,
                     "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-            self.wfile.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
+            self.wfile.write(f"data: {json.dumps(done)}\n\n".encode())
+            # Like OpenAI: the usage chunk only when the request asks for it.
+            if (req.get("stream_options") or {}).get("include_usage"):
+                usage = {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": created, "model": model,
+                         "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 9, "total_tokens": 18}}
+                self.wfile.write(f"data: {json.dumps(usage)}\n\n".encode())
+            self.wfile.write(b"data: [DONE]\n\n")
             self.wfile.flush()
             self.close_connection = True
             return

@@ -35,6 +35,12 @@ pub struct AuditRecord {
     pub tools: Vec<String>,
     /// A tool the response tried to call and that was blocked (or would be, in monitor mode).
     pub blocked_tool: Option<String>,
+    /// The rate limit that refused the call (or would have, in monitor mode).
+    pub limit: Option<String>,
+    pub remaining_requests: Option<u64>,
+    pub remaining_tokens: Option<u64>,
+    /// Tokens charged from the response's usage.
+    pub tokens_used: Option<u64>,
     /// allow, deny, or would_deny (monitor mode).
     pub decision: &'static str,
     pub reason: &'static str,
@@ -61,6 +67,10 @@ impl AuditRecord {
             model: None,
             tools: Vec::new(),
             blocked_tool: None,
+            limit: None,
+            remaining_requests: None,
+            remaining_tokens: None,
+            tokens_used: None,
             decision: if reason == Reason::Ok { "allow" } else { "deny" },
             reason: reason.code(),
             status,

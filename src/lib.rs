@@ -24,9 +24,11 @@ pub mod jose;
 pub mod jwks;
 pub mod llm_request;
 pub mod policy;
+pub mod ratelimit;
 pub mod reason;
 pub mod token_cache;
 pub mod tool_calls;
+pub mod usage;
 
 #[cfg(test)]
 mod auth_tests;

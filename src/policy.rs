@@ -5,6 +5,7 @@
 use crate::claims::Identity;
 use crate::config::ConfigError;
 use crate::llm_request::{BodyFacts, Endpoint, PathPattern, ToolChoice};
+use crate::ratelimit::{KeyBy, Kind, Limit, LimitSpec, ModelScope, Period, SlotTable};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -24,6 +25,61 @@ pub struct AuthorizationConfig {
     pub request_body: BodyLimits,
     #[serde(default)]
     pub response_tool_calls: ResponseToolCalls,
+    #[serde(default)]
+    pub rate_limiting: RateLimiting,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimiting {
+    /// `monitor`: count and report (headers, audit), never block.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Size of the fixed counter table in Envoy shared data (bounded memory).
+    #[serde(default = "default_slots")]
+    pub slots: u64,
+    /// Key prefix in shared data (default: the plugin name), so plugins never collide.
+    pub namespace: Option<String>,
+    /// Named model groups for limits with `"models": "group"`.
+    #[serde(default)]
+    pub model_groups: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for RateLimiting {
+    fn default() -> Self {
+        RateLimiting {
+            mode: Mode::Enforce,
+            slots: default_slots(),
+            namespace: None,
+            model_groups: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_slots() -> u64 {
+    16384
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitConfig {
+    /// Limits with the same name (and key) share one counter, across rules too.
+    pub name: String,
+    pub requests: Option<u64>,
+    pub tokens: Option<u64>,
+    pub per: Period,
+    /// sub, client, issuer or claim:<name>.
+    #[serde(default = "by_sub")]
+    pub by: String,
+    #[serde(default)]
+    pub models: ModelScope,
+    /// Tokens only: reserve prompt size / 4 + max_tokens before the call.
+    #[serde(default)]
+    pub reserve: bool,
+}
+
+fn by_sub() -> String {
+    "sub".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -83,6 +139,9 @@ pub struct RuleConfig {
     /// Whether `stream: true` is allowed.
     #[serde(default = "yes")]
     pub streaming: bool,
+    /// Rate limits on calls this rule grants; all must pass.
+    #[serde(default)]
+    pub limits: Vec<LimitConfig>,
 }
 
 fn all() -> Vec<String> {
@@ -341,6 +400,7 @@ struct Rule {
     tools: Vec<String>,
     max_tokens: Option<TokenCap>,
     streaming: bool,
+    limits: Vec<LimitSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -360,6 +420,10 @@ pub struct Authorizer {
     pub on_forbidden_tool_call: ForbiddenToolCall,
     /// Header names the conditions read, so the adapter fetches only those.
     pub condition_headers: Vec<String>,
+    pub rate_limit_mode: Mode,
+    pub rate_limit_slots: u64,
+    pub rate_limit_namespace: Option<String>,
+    model_groups: Vec<(String, Vec<String>)>,
 }
 
 fn cerr(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
@@ -453,7 +517,22 @@ impl Authorizer {
                 if rc.max_tokens.is_some_and(|c| c.limit == 0) {
                     return Err(cerr(format!("{rp}.max_tokens.limit"), "must be greater than 0"));
                 }
+                let mut limits = Vec::new();
+                for (k, lc) in rc.limits.iter().enumerate() {
+                    let lp = format!("{rp}.limits[{k}]");
+                    limits.push(compile_limit(lc, &lp)?);
+                    if rc.limits.iter().take(k).any(|o| o.name == lc.name) {
+                        return Err(cerr(format!("{lp}.name"), "duplicate limit name in this rule"));
+                    }
+                    if lc.models == ModelScope::Group && cfg.rate_limiting.model_groups.is_empty() {
+                        return Err(cerr(
+                            format!("{lp}.models"),
+                            "\"group\" needs rate_limiting.model_groups",
+                        ));
+                    }
+                }
                 rules.push(Rule {
+                    limits,
                     name: rc.name.clone(),
                     when: rc.when.clone(),
                     windows,
@@ -494,7 +573,30 @@ impl Authorizer {
                 "must be between 1024 and 67108864",
             ));
         }
+        let rl = &cfg.rate_limiting;
+        if !(64..=1_000_000).contains(&rl.slots) {
+            return Err(cerr(
+                format!("{p}.rate_limiting.slots"),
+                "must be between 64 and 1000000",
+            ));
+        }
+        if let Some(ns) = &rl.namespace {
+            if ns.is_empty() || !ns.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+                return Err(cerr(
+                    format!("{p}.rate_limiting.namespace"),
+                    "must be non-empty [A-Za-z0-9._-]",
+                ));
+            }
+        }
         Ok(Authorizer {
+            rate_limit_mode: rl.mode,
+            rate_limit_slots: rl.slots,
+            rate_limit_namespace: rl.namespace.clone(),
+            model_groups: rl
+                .model_groups
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             routes,
             policies,
             model_patterns,
@@ -530,6 +632,27 @@ impl Authorizer {
 
     pub fn policy(&self, index: usize) -> Option<&Policy> {
         self.policies.get(index)
+    }
+
+    /// The counter table for local rate limits; `plugin` names the default namespace.
+    pub fn slot_table(&self, plugin: &str) -> SlotTable {
+        SlotTable::new(
+            self.rate_limit_namespace.as_deref().unwrap_or(plugin),
+            self.rate_limit_slots,
+        )
+    }
+
+    /// The model's part of a counter key.
+    pub fn model_key(&self, scope: ModelScope, model: Option<&str>) -> String {
+        match (scope, model) {
+            (ModelScope::Any, _) | (_, None) => String::new(),
+            (ModelScope::Each, Some(m)) => m.to_string(),
+            (ModelScope::Group, Some(m)) => self
+                .model_groups
+                .iter()
+                .find(|(_, globs)| any_glob(globs, m))
+                .map_or_else(|| m.to_string(), |(g, _)| format!("group:{g}")),
+        }
     }
 
     /// The model named by the path or header, for requests whose body names none.
@@ -656,6 +779,8 @@ pub struct Decision {
     pub clamp_to: Option<u64>,
     /// Tool globs of the granting rule, for checking tool calls in the response.
     pub granted_tools: Vec<String>,
+    /// Rate limits of the granting rule.
+    pub limits: Vec<LimitSpec>,
 }
 
 impl Decision {
@@ -786,6 +911,7 @@ impl Policy {
                         denial: None,
                         clamp_to,
                         granted_tools: rule.tools.clone(),
+                        limits: rule.limits.clone(),
                     }
                 }
                 Err(d) => {
@@ -806,6 +932,7 @@ impl Policy {
             denial: Some(denial),
             clamp_to: None,
             granted_tools: Vec::new(),
+            limits: Vec::new(),
         }
     }
 }
@@ -819,6 +946,61 @@ pub fn no_route() -> Decision {
         denial: Some(Denial::NoRoute),
         clamp_to: None,
         granted_tools: Vec::new(),
+        limits: Vec::new(),
+    }
+}
+
+fn compile_limit(lc: &LimitConfig, lp: &str) -> Result<LimitSpec, ConfigError> {
+    if lc.name.is_empty() {
+        return Err(cerr(format!("{lp}.name"), "must not be empty"));
+    }
+    let (kind, amount) = match (lc.requests, lc.tokens) {
+        (Some(n), None) => (Kind::Requests, n),
+        (None, Some(n)) => (Kind::Tokens, n),
+        _ => return Err(cerr(lp, "set exactly one of \"requests\" or \"tokens\"")),
+    };
+    if amount == 0 {
+        return Err(cerr(
+            format!(
+                "{lp}.{}",
+                if kind == Kind::Requests {
+                    "requests"
+                } else {
+                    "tokens"
+                }
+            ),
+            "must be greater than 0",
+        ));
+    }
+    if lc.reserve && kind == Kind::Requests {
+        return Err(cerr(format!("{lp}.reserve"), "applies to token limits only"));
+    }
+    let by = KeyBy::parse(&lc.by)
+        .ok_or_else(|| cerr(format!("{lp}.by"), "must be sub, client, issuer or claim:<name>"))?;
+    Ok(LimitSpec {
+        limit: Limit {
+            name: lc.name.clone(),
+            kind,
+            amount,
+            period_ns: Period::nanos(lc.per),
+        },
+        by,
+        models: lc.models,
+        reserve: lc.reserve,
+    })
+}
+
+/// The caller attribute a limit counts by ("" when absent: such callers share a counter).
+pub fn key_value(by: &KeyBy, id: &Identity) -> String {
+    match by {
+        KeyBy::Subject => id.sub.clone().unwrap_or_default(),
+        KeyBy::Client => id.client.clone().unwrap_or_default(),
+        KeyBy::Issuer => id.issuer_name.clone(),
+        KeyBy::Claim(c) => match claim_at(&id.claims, c) {
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+            None => String::new(),
+        },
     }
 }
 

@@ -287,7 +287,7 @@ impl SseToolGuard {
 }
 
 /// Length of the first complete event and of its separator ("\n\n" or "\r\n\r\n").
-fn next_event(buf: &[u8]) -> Option<(usize, usize)> {
+pub(crate) fn next_event(buf: &[u8]) -> Option<(usize, usize)> {
     let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2));
     let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, 4));
     match (lf, crlf) {

@@ -8,12 +8,14 @@ use crate::auth::{Authenticator, Verdict};
 use crate::claims::Identity;
 use crate::config::Config;
 use crate::host::{Clock, DispatchError, HttpCaller, SharedStore, StoreWrite};
-use crate::identity::identity_headers;
+use crate::identity::{self, identity_headers};
 use crate::jwks::FetchResult;
 use crate::llm_request::{self, BodyError, BodyFacts, Endpoint};
-use crate::policy::{no_route, parse_source_address, Authorizer, Decision, Mode, RequestView};
+use crate::policy::{key_value, no_route, parse_source_address, Authorizer, Decision, Mode, RequestView};
+use crate::ratelimit::{self, Admission, SlotTable};
 use crate::reason::{denial_reply, forbidden_reply, Reason, Reply, RequestProblem};
 use crate::tool_calls::{self, JsonVerdict, SseToolGuard};
+use crate::usage::{self, UsageMeter};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 use std::cell::RefCell;
@@ -76,6 +78,8 @@ struct Settings {
 struct Plugin {
     auth: RefCell<Authenticator>,
     authz: Option<Authorizer>,
+    /// Local rate-limit counters, namespaced by plugin name.
+    slots: Option<SlotTable>,
     settings: Settings,
 }
 
@@ -87,6 +91,9 @@ struct WardenRoot {
 }
 
 const TICK_MS: u32 = 1000;
+/// Filter state with the call's total tokens (`%FILTER_STATE(wasm.llm_warden.tokens:PLAIN)%`),
+/// for Envoy's ratelimit filter `hits_addend` in global mode.
+const USAGE_KEY: &str = "llm_warden.tokens";
 
 impl WardenRoot {
     fn configure(&mut self) -> Result<(), String> {
@@ -109,6 +116,14 @@ impl WardenRoot {
             .any(|i| matches!(i.keys, crate::auth::KeySource::Remote(_)));
         self.plugin = Some(Rc::new(Plugin {
             auth: RefCell::new(auth),
+            slots: authz.as_ref().map(|a| {
+                let plugin_name = abi::get_property(&["plugin_name"])
+                    .ok()
+                    .flatten()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .unwrap_or_else(|| "llm-warden".into());
+                a.slot_table(&plugin_name)
+            }),
             authz,
             settings: Settings {
                 identity_prefix: config.identity_headers.prefix.clone(),
@@ -296,6 +311,9 @@ struct WardenHttp {
     body_complete: bool,
     decision: Option<Decision>,
     response: ResponseInspection,
+    admission: Option<Admission>,
+    meter: Option<UsageMeter>,
+    settled: bool,
 }
 
 /// What authorization needs next.
@@ -334,6 +352,9 @@ impl WardenHttp {
             body_complete: false,
             decision: None,
             response: ResponseInspection::Off,
+            admission: None,
+            meter: None,
+            settled: false,
         }
     }
 
@@ -473,7 +494,73 @@ impl WardenHttp {
         }
         let view = self.view(now, None);
         let decision = policy.decide(identity, &view);
-        self.apply(decision, &plugin.settings.realm)
+        match self.apply(decision, &plugin.settings.realm) {
+            Step::Forward => self.rate_limit(plugin, identity, None, 0),
+            other => other,
+        }
+    }
+
+    /// Applies the granting rule's rate limits: 429 when one refuses (unless monitoring).
+    fn rate_limit(
+        &mut self,
+        plugin: &Plugin,
+        identity: &Identity,
+        facts: Option<&BodyFacts>,
+        body_len: usize,
+    ) -> Step {
+        let (Some(authz), Some(table), Some(decision)) = (&plugin.authz, &plugin.slots, &self.decision)
+        else {
+            return Step::Forward;
+        };
+        if decision.limits.is_empty() {
+            return Step::Forward;
+        }
+        let Ok(now_ns) = abi::now_nanos() else {
+            return Step::Forward;
+        };
+        let model = facts
+            .and_then(|f| f.model.clone())
+            .or_else(|| self.model_outside_body.clone());
+        let key_of = |spec: &ratelimit::LimitSpec| {
+            ratelimit::key_hash(&[
+                &spec.limit.name,
+                &key_value(&spec.by, identity),
+                &authz.model_key(spec.models, model.as_deref()),
+            ])
+        };
+        let estimate = (body_len as u64 / 4).saturating_add(facts.and_then(|f| f.max_tokens).unwrap_or(0));
+        let enforce = decision.mode == Mode::Enforce && authz.rate_limit_mode == Mode::Enforce;
+        let admission = ratelimit::admit_all(
+            table,
+            &HostStore,
+            now_ns,
+            &decision.limits,
+            &key_of,
+            estimate,
+            enforce,
+        );
+        if let Some(a) = &mut self.audit {
+            a.remaining_requests = admission.requests.map(|s| s.remaining);
+            a.remaining_tokens = admission.tokens.map(|s| s.remaining);
+            a.limit = admission.denied_by.clone();
+            if admission.denied_by.is_some() && a.decision == "allow" {
+                a.decision = if admission.allowed { "would_deny" } else { "deny" };
+                a.reason = "rate_limited";
+            }
+        }
+        let allowed = admission.allowed;
+        let reply = (!allowed).then(|| ratelimit::limited_reply(&admission));
+        self.admission = Some(admission);
+        match reply {
+            Some(reply) => {
+                if let Some(a) = &mut self.audit {
+                    a.status = 429;
+                }
+                self.send(&reply, "rate_limited");
+                Step::Replied
+            }
+            None => Step::Forward,
+        }
     }
 
     /// Acts on a policy decision; records it in the audit record.
@@ -555,11 +642,30 @@ impl WardenHttp {
         let now = now_ms().unwrap_or(0) / 1000;
         let decision = policy.decide(&identity, &self.view(now, Some(&facts)));
         let clamp = decision.clamp_to.filter(|_| decision.denial.is_none());
+        let token_limited = decision
+            .limits
+            .iter()
+            .any(|l| l.limit.kind == ratelimit::Kind::Tokens);
         if !matches!(self.apply(decision, &plugin.settings.realm), Step::Forward) {
             return false;
         }
+        if !matches!(
+            self.rate_limit(&plugin, &identity, Some(&facts), body.len()),
+            Step::Forward
+        ) {
+            return false;
+        }
+        let mut changed = false;
         if let Some(cap) = clamp {
-            let new_body = llm_request::clamp_max_tokens(&mut obj, cap);
+            llm_request::clamp_max_tokens(&mut obj, cap);
+            changed = true;
+        }
+        if token_limited && matches!(self.endpoint, Endpoint::ChatCompletions | Endpoint::Completions) {
+            // Usage must come back on streams too, or a stream would never be charged.
+            changed |= usage::require_stream_usage(&mut obj);
+        }
+        if changed {
+            let new_body = serde_json::to_vec(&obj).unwrap_or_default();
             if abi::set_buffer(abi::BUFFER_HTTP_REQUEST_BODY, 0, self.body_size, &new_body).is_err() {
                 self.problem(RequestProblem::BadField("max_tokens"));
                 return false;
@@ -568,6 +674,15 @@ impl WardenHttp {
                 abi::MAP_HTTP_REQUEST_HEADERS,
                 "content-length",
                 &new_body.len().to_string(),
+            );
+        }
+        if let Some(model) = facts.model.as_deref().or(self.model_outside_body.as_deref()) {
+            // For Envoy's own ratelimit filter (global mode): the model as a request header.
+            let name = format!("{}model", plugin.settings.identity_prefix);
+            let _ = abi::set_header(
+                abi::MAP_HTTP_REQUEST_HEADERS,
+                &name,
+                &identity::header_safe(model, None),
             );
         }
         self.phase = Phase::Forwarded;
@@ -610,6 +725,30 @@ impl WardenHttp {
     fn publish_audit(&self) {
         if let (Some(record), Some(plugin)) = (&self.audit, &self.plugin) {
             let _ = abi::set_property(&[plugin.settings.audit_key.as_str()], record.to_json().as_bytes());
+        }
+    }
+
+    /// Charges the response's token usage to the token limits and exports it (filter state
+    /// `<audit key>.usage`... see README) for Envoy's ratelimit filter in global mode.
+    fn finish_usage(&mut self) {
+        if self.settled {
+            return;
+        }
+        self.settled = true;
+        let used = self.meter.as_mut().and_then(UsageMeter::finish);
+        if let (Some(plugin), Some(a)) = (self.plugin.clone(), &self.admission) {
+            if let (Some(table), Ok(now)) = (&plugin.slots, abi::now_nanos()) {
+                // No usage (errors): only what was reserved stays charged.
+                let used = used.unwrap_or_else(|| a.pending.iter().map(|p| p.reserved).max().unwrap_or(0));
+                ratelimit::settle(table, &HostStore, now, &a.pending, used);
+            }
+        }
+        if let Some(n) = used {
+            let _ = abi::set_property(&[USAGE_KEY], n.to_string().as_bytes());
+            if let Some(a) = &mut self.audit {
+                a.tokens_used = Some(n);
+            }
+            self.publish_audit();
         }
     }
 
@@ -726,12 +865,24 @@ impl HttpContext for WardenHttp {
             }
         }
         self.publish_audit();
-        if end_of_stream || !self.inspects_tool_calls() {
-            return Action::Continue;
+        if let Some(a) = &self.admission {
+            for (name, value) in ratelimit::headers(a) {
+                let _ = abi::set_header(abi::MAP_HTTP_RESPONSE_HEADERS, &name, &value);
+            }
         }
         let header = |n: &str| abi::get_header(abi::MAP_HTTP_RESPONSE_HEADERS, n).ok().flatten();
         let ctype = header("content-type").unwrap_or_default().to_ascii_lowercase();
         let compressed = header("content-encoding").is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
+        if self.endpoint.has_json_body() && !compressed {
+            // Usage is read as the response passes (never held): token limits and export.
+            self.meter = Some(UsageMeter::new(ctype.starts_with("text/event-stream")));
+        }
+        if end_of_stream {
+            self.finish_usage();
+        }
+        if end_of_stream || !self.inspects_tool_calls() {
+            return Action::Continue;
+        }
         let mode = self
             .plugin
             .as_ref()
@@ -752,6 +903,20 @@ impl HttpContext for WardenHttp {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let held = matches!(self.response, ResponseInspection::Json { .. });
+        // A held body is re-delivered whole each time: meter it once, at the end.
+        if self.meter.is_some() && (!held || end_of_stream) {
+            let chunk = abi::get_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            if let Some(m) = &mut self.meter {
+                m.feed(&chunk);
+            }
+        }
+        if end_of_stream {
+            self.finish_usage();
+        }
         let Some(decision) = self.decision.clone() else {
             return Action::Continue;
         };
@@ -834,6 +999,10 @@ impl HttpContext for WardenHttp {
     }
 
     fn on_log(&mut self) {
+        // A stream that ended early still settles what it used.
+        if self.admission.is_some() {
+            self.finish_usage();
+        }
         let Some(plugin) = &self.plugin else {
             return;
         };

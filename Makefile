@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 WASM  := target/wasm32-wasip1/release/llm_warden.wasm
 export RUSTUP_TOOLCHAIN := 1.95.0
 
-.PHONY: run test toolchain venv wasm lint unit validate integration bench-auth clean
+.PHONY: run test toolchain venv wasm lint unit validate integration system-deps bench bench-auth clean
 
 ## make run: build, install Envoy locally, start the demo on 127.0.0.1:10000.
 run: wasm venv
@@ -53,12 +53,24 @@ unit: toolchain
 validate: wasm venv
 	$(PY) -m pytest -q tests/test_envoy_yaml.py
 
-integration: wasm venv
+integration: wasm venv system-deps
 	$(PY) -m pytest -q tests/integration
+
+# Debian packages the tests need: redis-server (global rate limiting). Installed only when
+# missing; as root directly, otherwise through sudo.
+system-deps:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends redis-server; }
 
 ## make bench-auth: native verification cost per algorithm and for a cache hit.
 bench-auth: toolchain
 	cargo bench --bench auth
+
+## make bench: every benchmark (prints figures; asserts nothing).
+bench: bench-auth
+	cargo bench --bench ratelimit
 
 clean:
 	cargo clean

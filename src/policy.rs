@@ -43,6 +43,11 @@ pub struct RateLimiting {
     /// Named model groups for limits with `"models": "group"`.
     #[serde(default)]
     pub model_groups: BTreeMap<String, Vec<String>>,
+    /// Ask for usage on every streaming OpenAI chat/completions call (global mode: Envoy's
+    /// ratelimit filter charges the exported usage, and streams only report it on request).
+    /// Local token limits force it on the calls they cover regardless.
+    #[serde(default)]
+    pub force_stream_usage: bool,
 }
 
 impl Default for RateLimiting {
@@ -52,6 +57,7 @@ impl Default for RateLimiting {
             slots: default_slots(),
             namespace: None,
             model_groups: BTreeMap::new(),
+            force_stream_usage: false,
         }
     }
 }
@@ -423,6 +429,7 @@ pub struct Authorizer {
     pub rate_limit_mode: Mode,
     pub rate_limit_slots: u64,
     pub rate_limit_namespace: Option<String>,
+    pub force_stream_usage: bool,
     model_groups: Vec<(String, Vec<String>)>,
 }
 
@@ -592,6 +599,7 @@ impl Authorizer {
             rate_limit_mode: rl.mode,
             rate_limit_slots: rl.slots,
             rate_limit_namespace: rl.namespace.clone(),
+            force_stream_usage: rl.force_stream_usage,
             model_groups: rl
                 .model_groups
                 .iter()

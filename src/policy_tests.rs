@@ -2,6 +2,7 @@
 
 use crate::claims::Identity;
 use crate::llm_request::{parse_body, BodyFacts, Endpoint};
+use crate::policy::key_value;
 use crate::policy::*;
 use serde_json::{json, Value};
 
@@ -509,4 +510,68 @@ fn config_errors_name_paths() {
         with_rule(json!({"name": "r", "max_tokens": {"limit": 0}})),
         "authorization.policies.p.rules[0].max_tokens.limit",
     );
+}
+
+#[test]
+fn limits_compile_and_config_errors_name_paths() {
+    let with_limits = |limits: Value| {
+        json!({"routes": [{"match": {"path_prefix": "/"}, "policy": "p"}],
+               "policies": {"p": {"rules": [{"name": "r", "models": ["*"], "limits": limits}]}},
+               "rate_limiting": {"model_groups": {"large": ["gpt-4o*", "llama-3-70b*"]}}})
+    };
+    let a = authorizer(with_limits(json!([
+        {"name": "rpm", "requests": 30, "per": "minute"},
+        {"name": "tpd", "tokens": 100000, "per": "day", "by": "claim:tenant", "models": "group", "reserve": true}
+    ])));
+    let p = a.route(None, None, "/").unwrap();
+    let f = facts(json!({"model": "gpt-4o-mini"}));
+    let d = p.decide(
+        &analyst(),
+        &view(Endpoint::ChatCompletions, Some(&f), &no_headers),
+    );
+    assert_eq!(d.limits.len(), 2);
+    assert_eq!(d.limits[1].limit.period_ns, 86_400_000_000_000);
+    assert_eq!(
+        a.model_key(crate::ratelimit::ModelScope::Group, Some("gpt-4o-mini")),
+        "group:large"
+    );
+    assert_eq!(
+        a.model_key(crate::ratelimit::ModelScope::Group, Some("phi-3")),
+        "phi-3"
+    );
+    assert_eq!(a.model_key(crate::ratelimit::ModelScope::Any, Some("phi-3")), "");
+    let tenant = identity("humans", json!({"sub": "x", "tenant": "acme"}));
+    assert_eq!(key_value(&d.limits[1].by, &tenant), "acme");
+
+    let check = |limits: Value, path: &str| {
+        let cfg: AuthorizationConfig = serde_json::from_value(with_limits(limits)).unwrap();
+        let e = Authorizer::new(&cfg, &[]).unwrap_err();
+        assert_eq!(e.path, path, "{e}");
+    };
+    let rp = "authorization.policies.p.rules[0].limits";
+    check(
+        json!([{"name": "x", "requests": 1, "tokens": 1, "per": "minute"}]),
+        &format!("{rp}[0]"),
+    );
+    check(json!([{"name": "x", "per": "minute"}]), &format!("{rp}[0]"));
+    check(
+        json!([{"name": "x", "requests": 0, "per": "minute"}]),
+        &format!("{rp}[0].requests"),
+    );
+    check(
+        json!([{"name": "x", "requests": 5, "per": "minute", "by": "ip"}]),
+        &format!("{rp}[0].by"),
+    );
+    check(
+        json!([{"name": "x", "requests": 5, "per": "minute", "reserve": true}]),
+        &format!("{rp}[0].reserve"),
+    );
+    check(
+        json!([{"name": "x", "requests": 5, "per": "minute"}, {"name": "x", "tokens": 5, "per": "minute"}]),
+        &format!("{rp}[1].name"),
+    );
+    let bad_period: Result<AuthorizationConfig, _> = serde_json::from_value(with_limits(
+        json!([{"name": "x", "requests": 5, "per": "fortnight"}]),
+    ));
+    assert!(bad_period.is_err());
 }

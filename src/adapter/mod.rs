@@ -642,10 +642,11 @@ impl WardenHttp {
         let now = now_ms().unwrap_or(0) / 1000;
         let decision = policy.decide(&identity, &self.view(now, Some(&facts)));
         let clamp = decision.clamp_to.filter(|_| decision.denial.is_none());
-        let token_limited = decision
-            .limits
-            .iter()
-            .any(|l| l.limit.kind == ratelimit::Kind::Tokens);
+        let token_limited = authz.force_stream_usage
+            || decision
+                .limits
+                .iter()
+                .any(|l| l.limit.kind == ratelimit::Kind::Tokens);
         if !matches!(self.apply(decision, &plugin.settings.realm), Step::Forward) {
             return false;
         }

@@ -1,0 +1,122 @@
+"""Global mode: two Envoy processes share one limit through Envoy's own ratelimit filter, a
+rate limit service speaking the real gRPC protocol and a real Redis. llm-warden supplies the
+verified subject/model headers and the token usage (filter state) the limits are keyed on."""
+import uuid
+
+import pytest
+import tokens
+from conftest import ISS, request
+
+import envoy_run
+import servers
+
+mini_rls = pytest.importorskip("mini_rls")
+
+ROUTE_LIMITS = [
+    {"actions": [{"generic_key": {"descriptor_value": "llm_requests"}},
+                 {"request_headers": {"header_name": "x-warden-subject", "descriptor_key": "subject"}},
+                 {"request_headers": {"header_name": "x-warden-model", "descriptor_key": "model"}}]},
+    {"actions": [{"generic_key": {"descriptor_value": "llm_tokens"}},
+                 {"request_headers": {"header_name": "x-warden-subject", "descriptor_key": "subject"}}],
+     "hits_addend": {"number": 0}},
+    {"actions": [{"generic_key": {"descriptor_value": "llm_tokens"}},
+                 {"request_headers": {"header_name": "x-warden-subject", "descriptor_key": "subject"}}],
+     "apply_on_stream_done": True,
+     "hits_addend": {"format": "%FILTER_STATE(wasm.llm_warden.tokens:PLAIN)%"}},
+]
+
+
+def global_envoy(tmp_path, key, upstream_port, jwks_port, rls_port):
+    plugin = {
+        "issuers": [{"name": "idp", "issuer": ISS, "audiences": ["llm-api"],
+                     "jwks": {"remote": {"cluster": "jwks", "path": "/jwks"}}}],
+        "authorization": {"routes": [{"match": {"path_prefix": "/"}, "policy": "p"}],
+                          "policies": {"p": {"rules": [{"name": "all", "models": ["*"]}]}},
+                          "rate_limiting": {"force_stream_usage": True}},
+    }
+    ratelimit_filter = {
+        "name": "envoy.filters.http.ratelimit",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit",
+            "domain": "llm-warden", "timeout": "1s", "failure_mode_deny": True,
+            # Filter-level limits (Envoy >= 1.35): these honour hits_addend per descriptor.
+            "rate_limits": ROUTE_LIMITS,
+            "rate_limit_service": {"transport_api_version": "V3",
+                                   "grpc_service": {"envoy_grpc": {"cluster_name": "ratelimit"}}}}}
+    routes = [{"name": "inference", "match": {"prefix": "/"},
+               "route": {"cluster": "llm_upstream", "timeout": "30s"}}]
+    port = envoy_run.free_port()
+    cfg = envoy_run.bootstrap(plugin, port, envoy_run.free_port(), ("127.0.0.1", upstream_port),
+                              ("127.0.0.1", jwks_port), routes=routes,
+                              filters=[envoy_run.wasm_filter(plugin), ratelimit_filter])
+    rls_cluster = envoy_run._cluster("ratelimit", "127.0.0.1", rls_port)
+    rls_cluster["typed_extension_protocol_options"] = {
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {}}}}
+    cfg["static_resources"]["clusters"].append(rls_cluster)
+    tmp_path.mkdir(exist_ok=True)
+    return envoy_run.Envoy(cfg, tmp_path)
+
+
+@pytest.fixture()
+def two_envoys(tmp_path):
+    key = tokens.Key("ES256")
+    redis_server = mini_rls.RedisServer(envoy_run.free_port(), tmp_path)
+    limits = {"llm_requests": {"limit": 5, "unit": "DAY"}, "llm_tokens": {"limit": 40, "unit": "DAY"}}
+    # Two rate limit service instances, one per Envoy: the shared state is Redis.
+    rls = [mini_rls.MiniRls(redis_server.port, limits) for _ in range(2)]
+    jwks = servers.start_jwks(servers.JwksState(tokens.jwks(key)))
+    upstream = servers.start_mock_llm()
+    envoys = [global_envoy(tmp_path / f"envoy{i}", key, upstream.port, jwks.port, rls[i].port) for i in range(2)]
+    yield key, envoys, rls
+    for e in envoys:
+        e.stop()
+    for r in rls:
+        r.stop()
+    jwks.stop()
+    upstream.stop()
+    redis_server.stop()
+
+
+def chat(model="llama-3", **extra):
+    return {"model": model, "messages": [{"role": "user", "content": "hi"}], **extra}
+
+
+def test_descriptors_carry_the_verified_identity(two_envoys):
+    key, envoys, rls = two_envoys
+    token = tokens.mint(key, tokens.claims(ISS, sub="verified-sub"))
+    r = request(envoys[0].port, token, body=chat(model="llama-3"),
+                headers={"x-warden-subject": "spoofed", "x-warden-model": "spoofed"})
+    assert r.status == 200
+    entries = [dict(d["entries"]) for r in rls for req in r.requests for d in req["descriptors"]]
+    assert {"generic_key": "llm_requests", "subject": "verified-sub", "model": "llama-3"} in entries
+    assert not any("spoofed" in e.values() for e in entries)
+
+
+def test_requests_limited_globally(two_envoys):
+    key, envoys, rls = two_envoys
+    # 5 requests per subject x model; each call also spends 18 of the 40-token budget, so
+    # give every call a fresh subject-independent budget by failing upstream (no usage).
+    sub = f"r-{uuid.uuid4().hex[:8]}"
+    token = tokens.mint(key, tokens.claims(ISS, sub=sub))
+    statuses = [request(envoys[i % 2].port, token, body=chat(), headers={"x-mock-status": "202"}).status
+                for i in range(9)]
+    assert statuses.count(202) == 5, statuses
+    assert statuses[5:] == [429] * 4
+
+
+def test_token_usage_charged_globally_at_stream_end(two_envoys):
+    key, envoys, rls = two_envoys
+    sub = f"t-{uuid.uuid4().hex[:8]}"
+    token = tokens.mint(key, tokens.claims(ISS, sub=sub))
+    # 18 tokens per call against 40 per subject: calls 1-3 pass (the 3rd goes over), then
+    # the budget check refuses, whichever Envoy is asked.
+    statuses = []
+    for i in range(5):
+        model = f"model-{i}"  # a fresh request counter each time: only tokens can refuse
+        statuses.append(request(envoys[i % 2].port, token, body=chat(model=model, stream=i % 2 == 1)).status)
+    assert statuses == [200, 200, 200, 429, 429], statuses
+    charged = [d["hits_addend"] for r in rls for req in r.requests for d in req["descriptors"]
+               if dict(d["entries"]).get("generic_key") == "llm_tokens" and d["hits_addend"]]
+    assert charged.count(18) == 3, charged

@@ -93,6 +93,13 @@ extern "C" {
         cas: u32,
     ) -> u32;
     fn proxy_continue_stream(stream_type: u32) -> u32;
+    fn proxy_define_metric(
+        metric_type: u32,
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
     fn proxy_send_local_response(
         status_code: u32,
         status_code_details_data: *const u8,
@@ -235,6 +242,17 @@ pub fn get_shared_data(key: &str) -> R<Option<(Vec<u8>, u32)>> {
 /// `cas = 0` writes unconditionally (Envoy's convention).
 pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> R<()> {
     check(unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) })
+}
+
+/// Defines (or finds, by name) a counter; Envoy exposes it as `wasmcustom.<name>`.
+pub fn define_counter(name: &str) -> R<u32> {
+    let mut id: u32 = 0;
+    check(unsafe { proxy_define_metric(0, name.as_ptr(), name.len(), &mut id) })?;
+    Ok(id)
+}
+
+pub fn increment_metric(id: u32, by: i64) -> R<()> {
+    check(unsafe { proxy_increment_metric(id, by) })
 }
 
 pub fn resume_http_request() -> R<()> {

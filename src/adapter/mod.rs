@@ -50,6 +50,37 @@ impl log::Log for HostLogger {
     fn flush(&self) {}
 }
 
+/// Counters by name, defined on first use (the names come from finite sets: decisions,
+/// reason codes, outcomes). One registry per VM; Envoy sums plugins that share a name.
+struct Counters(RefCell<HashMap<String, u32>>);
+
+impl Counters {
+    fn add(&self, name: &str, by: u64) {
+        let Ok(mut ids) = self.0.try_borrow_mut() else {
+            return;
+        };
+        let id = match ids.get(name) {
+            Some(id) => *id,
+            None => match abi::define_counter(name) {
+                Ok(id) => {
+                    ids.insert(name.to_string(), id);
+                    id
+                }
+                Err(_) => return,
+            },
+        };
+        let _ = abi::increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX));
+    }
+}
+
+thread_local! {
+    static COUNTERS: Counters = Counters(RefCell::new(HashMap::new()));
+}
+
+fn count(name: &str, by: u64) {
+    COUNTERS.with(|c| c.add(name, by));
+}
+
 struct HostStore;
 
 impl SharedStore for HostStore {
@@ -265,6 +296,13 @@ fn read_fetch_response(body_size: usize, max_bytes: usize) -> (Option<u16>, Opti
 
 fn log_fetch(auth: &Authenticator, issuer: usize, result: &FetchResult) {
     let name = auth.issuers.get(issuer).map_or("?", |i| i.name.as_str());
+    count(
+        match result {
+            FetchResult::Updated { .. } => "llm_warden.jwks.fetch.ok",
+            FetchResult::Rejected(_) => "llm_warden.jwks.fetch.failed",
+        },
+        1,
+    );
     match result {
         FetchResult::Updated { keys, skipped } => {
             log::info!("llm-warden: JWKS for issuer {name:?} updated: {keys} keys ({skipped} skipped)")
@@ -549,6 +587,14 @@ impl WardenHttp {
             }
         }
         let allowed = admission.allowed;
+        count(
+            match (admission.allowed, admission.denied_by.is_some()) {
+                (true, false) => "llm_warden.ratelimit.allowed",
+                (true, true) => "llm_warden.ratelimit.would_limit",
+                (false, _) => "llm_warden.ratelimit.limited",
+            },
+            1,
+        );
         let reply = (!allowed).then(|| ratelimit::limited_reply(&admission));
         self.admission = Some(admission);
         match reply {
@@ -745,6 +791,7 @@ impl WardenHttp {
             }
         }
         if let Some(n) = used {
+            count("llm_warden.tokens_used", n);
             let _ = abi::set_property(&[USAGE_KEY], n.to_string().as_bytes());
             if let Some(a) = &mut self.audit {
                 a.tokens_used = Some(n);
@@ -1008,6 +1055,10 @@ impl HttpContext for WardenHttp {
             return;
         };
         if let Some(record) = &self.audit {
+            count(
+                &format!("llm_warden.calls.{}.{}", record.decision, record.reason),
+                1,
+            );
             if plugin.settings.audit_log {
                 log::info!("{LOG_PREFIX}{}", record.to_json());
             }

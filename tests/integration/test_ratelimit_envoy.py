@@ -116,3 +116,30 @@ def test_monitor_mode_counts_but_never_blocks(make):
         rec = next((x for _, x in s.access_records() if x and x.get("jti") == jti), None)
         time.sleep(0.1)
     assert rec and rec["decision"] == "would_deny" and rec["reason"] == "rate_limited" and rec["limit"] == "rpm"
+
+
+def prometheus(stack) -> dict:
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{stack.envoy.admin_port}/stats/prometheus", timeout=5) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        # Envoy 1.40 exports wasm custom metrics under their own names (no envoy_ prefix).
+        if line.startswith("llm_warden_"):
+            name, _, value = line.rpartition(" ")
+            out[name.split("{")[0]] = float(value)
+    return out
+
+
+def test_metrics_count_limit_decisions_and_tokens(make):
+    s = make([{"name": "rpm", "requests": 2, "per": "minute"}])
+    token = s.token(sub="henry")
+    assert [s.call(token, body=chat()).status for _ in range(3)] == [200, 200, 429]
+    time.sleep(0.3)
+    m = prometheus(s)
+    assert m.get("llm_warden_ratelimit_allowed") == 2, m
+    assert m.get("llm_warden_ratelimit_limited") == 1, m
+    assert m.get("llm_warden_tokens_used") == 36, m
+    assert m.get("llm_warden_calls_allow_ok") == 2, m
+    assert m.get("llm_warden_calls_deny_rate_limited") == 1, m
+    assert m.get("llm_warden_jwks_fetch_ok", 0) >= 1, m

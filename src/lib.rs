@@ -26,6 +26,8 @@ pub mod llm_request;
 pub mod policy;
 pub mod ratelimit;
 pub mod reason;
+pub mod redact;
+pub mod redact_stream;
 pub mod token_cache;
 pub mod tool_calls;
 pub mod usage;

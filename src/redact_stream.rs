@@ -1,0 +1,695 @@
+//! Redaction of response bodies: JSON (string values decoded, redacted, re-encoded), plain
+//! text, and SSE streams where text arrives in deltas.
+//!
+//! Streams: each text field of each choice (content, reasoning, tool-call arguments, ...) is
+//! a `TextStream`. Its text is emitted only up to the start of the last K whitespace-
+//! separated runs, K being the widest span of any enabled detector, and never inside a
+//! possible match (nor an unterminated private-key block). So a secret split across any
+//! number of events or network chunks is redacted as a whole, and the output does not depend
+//! on how the body was chunked. Held text is flushed at the end of its field or stream.
+
+use crate::redact::{open_private_key, Counts, Detectors, Replacement};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Held text beyond this is released (redacted as far as it can be inspected) so memory
+/// stays bounded; an unterminated private key block that large is redacted whole.
+pub const MAX_HOLD: usize = 64 * 1024;
+
+#[derive(Debug, Default, Clone)]
+pub struct TextStream {
+    held: String,
+    /// The last emitted character: left context for the detectors' word boundaries.
+    context: Option<char>,
+}
+
+pub struct Redactor<'a> {
+    pub detectors: &'a Detectors,
+    pub replacement: &'a Replacement,
+    pub counts: &'a mut Counts,
+}
+
+impl Redactor<'_> {
+    pub fn text(&mut self, text: &str) -> String {
+        crate::redact::redact(text, self.detectors, self.replacement, self.counts)
+    }
+
+    /// Redacts `held[..cut]` with matches computed on the whole held text (plus context).
+    fn emit(&mut self, stream: &mut TextStream, cut: usize, all: bool) -> String {
+        let ctx = stream.context.map(String::from).unwrap_or_default();
+        let scan = format!("{ctx}{}", stream.held);
+        let off = ctx.len();
+        let matches = self.detectors.find(&scan);
+        let mut cut = cut;
+        if !all {
+            // Never cut through a match.
+            // Never cut through a match, nor between a match and the context it needs.
+            for m in &matches {
+                if m.ctx < off + cut && m.end > off + cut {
+                    cut = cut.min(m.ctx.saturating_sub(off));
+                }
+            }
+        }
+        let mut out = String::new();
+        let mut last = 0;
+        for m in matches.iter().filter(|m| m.start >= off && m.end <= off + cut) {
+            let (s, e) = (m.start - off, m.end - off);
+            out.push_str(stream.held.get(last..s).unwrap_or_default());
+            out.push_str(
+                &self
+                    .replacement
+                    .render(m, stream.held.get(s..e).unwrap_or_default()),
+            );
+            *self
+                .counts
+                .entry(m.label.clone().unwrap_or_else(|| m.kind.name().to_string()))
+                .or_insert(0) += 1;
+            last = e;
+        }
+        out.push_str(stream.held.get(last..cut).unwrap_or_default());
+        if let Some(c) = stream.held.get(..cut).and_then(|p| p.chars().last()) {
+            stream.context = Some(c);
+        }
+        stream.held = stream.held.get(cut..).unwrap_or_default().to_string();
+        out
+    }
+
+    /// Appends a delta; returns the text that is now safe to emit.
+    pub fn push(&mut self, stream: &mut TextStream, delta: &str) -> String {
+        stream.held.push_str(delta);
+        let runs = self.detectors.hold_runs();
+        let mut cut = start_of_last_runs(&stream.held, runs);
+        if let Some(pk) = open_private_key(stream.held.as_bytes()) {
+            cut = cut.min(pk);
+        }
+        if stream.held.len() > MAX_HOLD {
+            if let Some(pk) = open_private_key(stream.held.as_bytes()) {
+                // A private key block this long: redact everything from its start.
+                let before = self.emit_prefix(stream, pk);
+                let name = crate::redact::Kind::PrivateKey.name();
+                *self.counts.entry(name.to_string()).or_insert(0) += 1;
+                stream.held.clear();
+                return format!("{before}[REDACTED:{name}]");
+            }
+            cut = stream.held.len() - MAX_HOLD / 2;
+            while !stream.held.is_char_boundary(cut) {
+                cut -= 1;
+            }
+        }
+        self.emit(stream, cut, false)
+    }
+
+    fn emit_prefix(&mut self, stream: &mut TextStream, cut: usize) -> String {
+        let mut head = TextStream {
+            held: stream.held.get(..cut).unwrap_or_default().to_string(),
+            context: stream.context,
+        };
+        let len = head.held.len();
+        self.emit(&mut head, len, true)
+    }
+
+    /// Everything still held, redacted.
+    pub fn flush(&mut self, stream: &mut TextStream) -> String {
+        let len = stream.held.len();
+        self.emit(stream, len, true)
+    }
+
+    /// Redacts every string value of a JSON document (keys are left alone).
+    pub fn json_value(&mut self, v: &mut Value) {
+        match v {
+            Value::String(s) => {
+                let r = self.text(s);
+                if r != *s {
+                    *s = r;
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| self.json_value(x)),
+            Value::Object(o) => o.values_mut().for_each(|x| self.json_value(x)),
+            _ => {}
+        }
+    }
+}
+
+/// Byte index where the last `runs` whitespace-separated runs begin (0 if fewer).
+pub fn start_of_last_runs(text: &str, runs: usize) -> usize {
+    let b = text.as_bytes();
+    let mut i = b.len();
+    let mut seen = 0;
+    while i > 0 {
+        // Skip trailing whitespace, then one run.
+        while i > 0 && b.get(i - 1).is_some_and(u8::is_ascii_whitespace) {
+            i -= 1;
+        }
+        if i == 0 {
+            break;
+        }
+        while i > 0 && !b.get(i - 1).is_some_and(u8::is_ascii_whitespace) {
+            i -= 1;
+        }
+        seen += 1;
+        if seen >= runs {
+            return i;
+        }
+    }
+    0
+}
+
+/// A JSON body: string values redacted, re-encoded. None when the body is not JSON.
+pub fn redact_json_body(body: &[u8], r: &mut Redactor) -> Option<Vec<u8>> {
+    let mut v: Value = serde_json::from_slice(body).ok()?;
+    r.json_value(&mut v);
+    serde_json::to_vec(&v).ok()
+}
+
+/// Identifies one text field of one stream item (choice / tool call / content block).
+type FieldKey = String;
+
+/// Streaming redaction of an SSE body.
+#[derive(Debug, Default)]
+pub struct SseRedactor {
+    pending: Vec<u8>,
+    fields: BTreeMap<FieldKey, TextStream>,
+    /// A template chunk (id, model, ...) for synthesized flush events (OpenAI shape).
+    template: Option<Value>,
+}
+
+/// Where a delta lives in an event: JSON pointer of the string, and its field key.
+fn delta_fields(v: &Value) -> Vec<(String, FieldKey)> {
+    let mut out = Vec::new();
+    if let Some(choices) = v.get("choices").and_then(Value::as_array) {
+        for (ci, c) in choices.iter().enumerate() {
+            let idx = c.get("index").and_then(Value::as_u64).unwrap_or(ci as u64);
+            for f in ["content", "reasoning_content", "reasoning", "refusal"] {
+                if c.pointer(&format!("/delta/{f}")).is_some_and(Value::is_string) {
+                    out.push((format!("/choices/{ci}/delta/{f}"), format!("c{idx}/{f}")));
+                }
+            }
+            if c.get("text").is_some_and(Value::is_string) {
+                out.push((format!("/choices/{ci}/text"), format!("c{idx}/text")));
+            }
+            if let Some(calls) = c.pointer("/delta/tool_calls").and_then(Value::as_array) {
+                for (ti, call) in calls.iter().enumerate() {
+                    let tidx = call.get("index").and_then(Value::as_u64).unwrap_or(ti as u64);
+                    if call.pointer("/function/arguments").is_some_and(Value::is_string) {
+                        out.push((
+                            format!("/choices/{ci}/delta/tool_calls/{ti}/function/arguments"),
+                            format!("c{idx}/tool{tidx}"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    match v.get("type").and_then(Value::as_str) {
+        // Anthropic: content_block_delta {index, delta: {text | partial_json | thinking}}
+        Some("content_block_delta") => {
+            let idx = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+            for f in ["text", "partial_json", "thinking"] {
+                if v.pointer(&format!("/delta/{f}")).is_some_and(Value::is_string) {
+                    out.push((format!("/delta/{f}"), format!("a{idx}/{f}")));
+                }
+            }
+        }
+        // Responses API text and argument deltas.
+        Some(t) if t.ends_with(".delta") && v.get("delta").is_some_and(Value::is_string) => {
+            let item = v.get("item_id").and_then(Value::as_str).unwrap_or("");
+            let part = v.get("content_index").and_then(Value::as_u64).unwrap_or(0);
+            out.push(("/delta".into(), format!("r{item}/{part}/{t}")));
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Events that end a field: the held text of matching keys must go out before them.
+fn ends_fields(v: &Value) -> Option<String> {
+    match v.get("type").and_then(Value::as_str) {
+        Some("content_block_stop") => Some(format!(
+            "a{}/",
+            v.get("index").and_then(Value::as_u64).unwrap_or(0)
+        )),
+        Some(t) if t.ends_with(".done") => v.get("item_id").and_then(Value::as_str).map(|i| format!("r{i}/")),
+        _ => None,
+    }
+}
+
+impl SseRedactor {
+    /// Takes the next chunk of the body; returns the bytes to forward now.
+    pub fn feed(&mut self, chunk: &[u8], end_of_stream: bool, r: &mut Redactor) -> Vec<u8> {
+        self.pending.extend_from_slice(chunk);
+        let mut out = Vec::new();
+        while let Some((len, sep)) = crate::tool_calls::next_event(&self.pending) {
+            let event: Vec<u8> = self.pending.drain(..len + sep).collect();
+            let (body, separator) = event.split_at(len);
+            out.extend(self.event(body, r));
+            out.extend_from_slice(separator);
+        }
+        if self.pending.len() > MAX_HOLD * 4 {
+            // An event this large without a terminator: redact it as plain text.
+            let raw = std::mem::take(&mut self.pending);
+            out.extend(r.text(&String::from_utf8_lossy(&raw)).into_bytes());
+        }
+        if end_of_stream {
+            if !self.pending.is_empty() {
+                let last = std::mem::take(&mut self.pending);
+                out.extend(self.event(&last, r));
+            }
+            out.extend(self.flush_all("", r));
+        }
+        out
+    }
+
+    fn event(&mut self, event: &[u8], r: &mut Redactor) -> Vec<u8> {
+        let text = String::from_utf8_lossy(event);
+        let mut other_lines = Vec::new();
+        let mut data_lines = Vec::new();
+        for line in text.split('\n') {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            match line.strip_prefix("data:") {
+                Some(d) => data_lines.push(d.strip_prefix(' ').unwrap_or(d)),
+                None => other_lines.push(line),
+            }
+        }
+        let data = data_lines.join("\n");
+        let prefix: String = other_lines
+            .iter()
+            .filter(|l| !l.is_empty())
+            .map(|l| format!("{l}\n"))
+            .collect();
+        if data.trim() == "[DONE]" {
+            // Held text goes out before the end marker.
+            let mut out = self.flush_all("", r);
+            out.extend(format!("{prefix}data: [DONE]").into_bytes());
+            return out;
+        }
+        let Ok(mut v) = serde_json::from_str::<Value>(&data) else {
+            if data_lines.is_empty() {
+                return event.to_vec();
+            }
+            return format!("{prefix}data: {}", r.text(&data)).into_bytes();
+        };
+        let mut flushed = Vec::new();
+        if let Some(prefix_key) = ends_fields(&v) {
+            flushed = self.flush_all(&prefix_key, r);
+        }
+        let fields = delta_fields(&v);
+        if fields.is_empty() {
+            // Not a delta: redact every string (e.g. response.completed, message_start).
+            r.json_value(&mut v);
+        } else {
+            if self.template.is_none() && v.get("choices").is_some() {
+                self.template = Some(v.clone());
+            }
+            let finishing: Vec<u64> = v
+                .get("choices")
+                .and_then(Value::as_array)
+                .map(|cs| {
+                    cs.iter()
+                        .filter(|c| c.get("finish_reason").is_some_and(|f| !f.is_null()))
+                        .filter_map(|c| c.get("index").and_then(Value::as_u64))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (pointer, key) in fields {
+                let stream = self.fields.entry(key.clone()).or_default();
+                let delta = v
+                    .pointer(&pointer)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let mut emitted = r.push(stream, &delta);
+                // The choice ends here: nothing of it may stay held.
+                if finishing.iter().any(|i| key.starts_with(&format!("c{i}/"))) {
+                    emitted.push_str(&r.flush(stream));
+                }
+                if let Some(slot) = v.pointer_mut(&pointer) {
+                    *slot = Value::String(emitted);
+                }
+            }
+        }
+        let mut out = flushed;
+        out.extend(format!("{prefix}data: {v}").into_bytes());
+        out
+    }
+
+    /// Emits held text of the fields whose key starts with `prefix` as synthesized delta
+    /// events (in the stream's own shape), each followed by a blank line.
+    fn flush_all(&mut self, prefix: &str, r: &mut Redactor) -> Vec<u8> {
+        let keys: Vec<String> = self
+            .fields
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        let mut out = Vec::new();
+        for key in keys {
+            let Some(stream) = self.fields.get_mut(&key) else {
+                continue;
+            };
+            let text = r.flush(stream);
+            if text.is_empty() {
+                continue;
+            }
+            if let Some(ev) = self.synthesize(&key, text) {
+                out.extend(ev.into_bytes());
+                out.extend_from_slice(b"\n\n");
+            }
+        }
+        out
+    }
+
+    fn synthesize(&self, key: &str, text: String) -> Option<String> {
+        let (item, field) = key.split_once('/')?;
+        if let Some(idx) = item.strip_prefix('c') {
+            let idx: u64 = idx.parse().ok()?;
+            let mut v = self
+                .template
+                .clone()
+                .unwrap_or_else(|| serde_json::json!({"object": "chat.completion.chunk"}));
+            let delta = if let Some(t) = field.strip_prefix("tool") {
+                serde_json::json!({"tool_calls": [{"index": t.parse::<u64>().unwrap_or(0), "function": {"arguments": text}}]})
+            } else if field == "text" {
+                return Some({
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert(
+                            "choices".into(),
+                            serde_json::json!([{"index": idx, "text": text, "finish_reason": null}]),
+                        );
+                    }
+                    format!("data: {v}")
+                });
+            } else {
+                serde_json::json!({ field: text })
+            };
+            if let Some(o) = v.as_object_mut() {
+                o.insert(
+                    "choices".into(),
+                    serde_json::json!([{"index": idx, "delta": delta, "finish_reason": null}]),
+                );
+                o.remove("usage");
+            }
+            return Some(format!("data: {v}"));
+        }
+        if let Some(idx) = item.strip_prefix('a') {
+            let idx: u64 = idx.parse().ok()?;
+            let kind = match field {
+                "partial_json" => "input_json_delta",
+                "thinking" => "thinking_delta",
+                _ => "text_delta",
+            };
+            let v = serde_json::json!({"type": "content_block_delta", "index": idx, "delta": {"type": kind, field: text}});
+            return Some(format!("event: content_block_delta\ndata: {v}"));
+        }
+        if let Some(rest) = item.strip_prefix('r') {
+            let mut parts = key.strip_prefix('r')?.splitn(3, '/');
+            let (item_id, content_index, kind) = (parts.next()?, parts.next()?, parts.next()?);
+            let _ = rest;
+            let v = serde_json::json!({"type": kind, "item_id": item_id,
+                "content_index": content_index.parse::<u64>().unwrap_or(0), "delta": text});
+            return Some(format!("event: {kind}\ndata: {v}"));
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::redact::{redact, Detectors};
+    use serde_json::json;
+
+    fn redactor<'a>(d: &'a Detectors, rep: &'a Replacement, counts: &'a mut Counts) -> Redactor<'a> {
+        Redactor {
+            detectors: d,
+            replacement: rep,
+            counts,
+        }
+    }
+
+    fn stream_text(text: &str, cuts: &[usize]) -> String {
+        let d = Detectors::all();
+        let rep = Replacement::Tag;
+        let mut counts = Counts::new();
+        let mut r = redactor(&d, &rep, &mut counts);
+        let mut s = TextStream::default();
+        let mut out = String::new();
+        let mut last = 0;
+        for &c in cuts.iter().chain(std::iter::once(&text.len())) {
+            if c <= last || !text.is_char_boundary(c) {
+                continue;
+            }
+            out.push_str(&r.push(&mut s, &text[last..c]));
+            last = c;
+        }
+        out.push_str(&r.flush(&mut s));
+        out
+    }
+
+    fn whole(text: &str) -> String {
+        redact(text, &Detectors::all(), &Replacement::Tag, &mut Counts::new())
+    }
+
+    const SAMPLE: &str = "Contact jane.doe@example.com or call +1 415 555 2671. Card 4111 1111 1111 1111, \
+IBAN DE89 3704 0044 0532 0130 00. Key AKIAIOSFODNN7EXAMPLE and password = 'correct-horse-battery'. \
+-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\nkqhkiG9w0BAQEF\n-----END PRIVATE KEY----- bye 10.0.0.1 end";
+
+    #[test]
+    fn every_split_gives_the_whole_text_result() {
+        let expected = whole(SAMPLE);
+        assert!(!expected.contains("4111") && !expected.contains("jane.doe") && !expected.contains("MIIEvQ"));
+        for cut in 0..SAMPLE.len() {
+            assert_eq!(stream_text(SAMPLE, &[cut]), expected, "cut at {cut}");
+        }
+        // Tiny deltas, like token streaming.
+        let every: Vec<usize> = (0..SAMPLE.len()).step_by(3).collect();
+        assert_eq!(stream_text(SAMPLE, &every), expected);
+    }
+
+    /// xorshift for reproducible random bodies and chunkings.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    #[test]
+    fn property_output_is_independent_of_chunking() {
+        let secrets = [
+            "AKIAIOSFODNN7EXAMPLE",
+            "ghp_0123456789abcdefghijklmnopqrstuvwxyz",
+            "sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcd",
+            "4111 1111 1111 1111",
+            "5555-5555-5555-4444",
+            "123-45-6789",
+            "DE89 3704 0044 0532 0130 00",
+            "a.b@example.org",
+            "(415) 555-2671",
+            "192.168.1.20",
+            "password: hunter2hunter2",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+            "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkg\n-----END EC PRIVATE KEY-----",
+        ];
+        let words = [
+            "the",
+            "model",
+            "said",
+            "ok.",
+            "données",
+            "\n",
+            "  ",
+            "see:",
+            "(x)",
+            "1.2.3",
+            "2024-01-15",
+            "—",
+        ];
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        for _ in 0..400 {
+            let mut body = String::new();
+            for _ in 0..rng.below(40) + 5 {
+                if rng.below(5) == 0 {
+                    body.push_str(secrets[rng.below(secrets.len())]);
+                } else {
+                    body.push_str(words[rng.below(words.len())]);
+                }
+                body.push(if rng.below(4) == 0 { '\n' } else { ' ' });
+            }
+            let expected = whole(&body);
+            for _ in 0..5 {
+                let mut cuts: Vec<usize> = (0..rng.below(12)).map(|_| rng.below(body.len())).collect();
+                cuts.sort_unstable();
+                assert_eq!(stream_text(&body, &cuts), expected, "body {body:?} cuts {cuts:?}");
+            }
+        }
+    }
+
+    fn sse_chat(deltas: &[&str]) -> String {
+        let mut s = String::new();
+        for d in deltas {
+            s.push_str(&format!(
+                "data: {}\n\n",
+                json!({"id": "c", "object": "chat.completion.chunk", "model": "m",
+                "choices": [{"index": 0, "delta": {"content": d}, "finish_reason": null}]})
+            ));
+        }
+        s.push_str(&format!(
+            "data: {}\n\n",
+            json!({"id": "c", "object": "chat.completion.chunk", "model": "m",
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        ));
+        s.push_str("data: [DONE]\n\n");
+        s
+    }
+
+    fn content_of(sse: &str) -> String {
+        sse.split("\n\n")
+            .filter_map(|e| e.strip_prefix("data: "))
+            .filter(|d| *d != "[DONE]")
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .filter_map(|v| {
+                v.pointer("/choices/0/delta/content")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .collect()
+    }
+
+    fn run_sse(body: &str, cuts: &[usize]) -> String {
+        let d = Detectors::all();
+        let rep = Replacement::Tag;
+        let mut counts = Counts::new();
+        let mut r = redactor(&d, &rep, &mut counts);
+        let mut s = SseRedactor::default();
+        let mut out = Vec::new();
+        let mut last = 0;
+        for &c in cuts.iter().chain(std::iter::once(&body.len())) {
+            if c <= last {
+                continue;
+            }
+            out.extend(s.feed(&body.as_bytes()[last..c], c == body.len(), &mut r));
+            last = c;
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn sse_secret_split_across_events_and_chunks_never_leaks() {
+        let deltas = [
+            "My card is 4111 ",
+            "1111 11",
+            "11 1111 and key AKIA",
+            "IOSFODNN7EX",
+            "AMPLE. Bye",
+        ];
+        let body = sse_chat(&deltas);
+        for cut in (1..body.len()).step_by(7) {
+            let out = run_sse(&body, &[cut]);
+            assert!(
+                !out.contains("4111") && !out.contains("1111 1111"),
+                "cut {cut}: {out}"
+            );
+            assert!(!out.contains("IOSFODNN") && !out.contains("AKIA"), "cut {cut}");
+            assert_eq!(
+                content_of(&out),
+                "My card is [REDACTED:payment_card] and key [REDACTED:aws_access_key]. Bye"
+            );
+            assert!(out.ends_with("data: [DONE]\n\n"));
+            for ev in out.split("\n\n").filter(|e| !e.is_empty()) {
+                let data = ev.strip_prefix("data: ").unwrap();
+                assert!(
+                    data == "[DONE]" || serde_json::from_str::<Value>(data).is_ok(),
+                    "invalid event {ev}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sse_tool_arguments_and_anthropic_and_responses() {
+        let ev = |v: Value| format!("data: {v}\n\n");
+        let body = [
+            ev(json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"name": "send", "arguments": "{\"to\": \"bob@exa"}}]}}]})),
+            ev(json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "mple.com\"}"}}]}, "finish_reason": null}]})),
+            ev(json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})),
+            "data: [DONE]\n\n".to_string(),
+        ]
+        .concat();
+        let out = run_sse(&body, &[]);
+        assert!(!out.contains("bob@") && out.contains("[REDACTED:email]"), "{out}");
+        let anthropic = format!(
+            "event: content_block_delta\ndata: {}\n\nevent: content_block_delta\ndata: {}\n\nevent: content_block_stop\ndata: {}\n\n",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "ssn 123-4"}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "5-6789 ok"}}),
+            json!({"type": "content_block_stop", "index": 0})
+        );
+        let out = run_sse(&anthropic, &[]);
+        assert!(
+            !out.contains("6789") && out.contains("[REDACTED:us_ssn]"),
+            "{out}"
+        );
+        assert!(out.find("[REDACTED:us_ssn]").unwrap() < out.find("content_block_stop").unwrap());
+        let responses = format!(
+            "event: response.output_text.delta\ndata: {}\n\nevent: response.output_text.done\ndata: {}\n\nevent: response.completed\ndata: {}\n\n",
+            json!({"type": "response.output_text.delta", "item_id": "m1", "content_index": 0, "delta": "mail a@b.io"}),
+            json!({"type": "response.output_text.done", "item_id": "m1", "content_index": 0, "text": "mail a@b.io"}),
+            json!({"type": "response.completed", "response": {"output": [{"content": [{"text": "mail a@b.io"}]}]}})
+        );
+        let out = run_sse(&responses, &[]);
+        assert!(!out.contains("a@b.io"), "{out}");
+        assert_eq!(out.matches("[REDACTED:email]").count(), 3);
+    }
+
+    #[test]
+    fn json_bodies_stay_valid() {
+        let d = Detectors::all();
+        let rep = Replacement::Tag;
+        let mut counts = Counts::new();
+        let mut r = redactor(&d, &rep, &mut counts);
+        let body = json!({"choices": [{"message": {"content": "card 4111111111111111", "tool_calls": [
+            {"function": {"name": "email", "arguments": "{\"to\":\"x@y.com\"}"}}]}}], "usage": {"total_tokens": 5}});
+        let out = redact_json_body(body.to_string().as_bytes(), &mut r).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v["choices"][0]["message"]["content"],
+            "card [REDACTED:payment_card]"
+        );
+        assert_eq!(
+            v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
+            "{\"to\":\"[REDACTED:email]\"}"
+        );
+        assert_eq!(v["usage"]["total_tokens"], 5);
+        assert_eq!(counts.get("payment_card"), Some(&1));
+        assert!(redact_json_body(b"not json", &mut redactor(&d, &rep, &mut Counts::new())).is_none());
+    }
+
+    #[test]
+    fn hold_back_is_bounded() {
+        let d = Detectors::all();
+        let rep = Replacement::Tag;
+        let mut counts = Counts::new();
+        let mut r = redactor(&d, &rep, &mut counts);
+        let mut s = TextStream::default();
+        let mut emitted = 0;
+        for _ in 0..200 {
+            emitted += r.push(&mut s, &"x".repeat(1000)).len();
+            assert!(s.held.len() <= MAX_HOLD + 1000);
+        }
+        assert!(emitted > 100_000);
+        // An unterminated private key that never ends is redacted whole, not leaked.
+        let mut s = TextStream::default();
+        let mut out = r.push(&mut s, "-----BEGIN PRIVATE KEY-----\n");
+        for _ in 0..100 {
+            out.push_str(&r.push(&mut s, "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC\n"));
+        }
+        out.push_str(&r.push(&mut s, &"A".repeat(MAX_HOLD)));
+        out.push_str(&r.flush(&mut s));
+        assert!(!out.contains("MIIEvQ"), "key material leaked");
+    }
+}

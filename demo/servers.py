@@ -61,6 +61,39 @@ class MockLLM(_Quiet):
         if fail:
             self._send(int(fail), json.dumps({"error": {"message": "upstream failure", "type": "server_error"}}).encode())
             return
+        # Tests choose the reply text (e.g. one containing secrets) with this header; streams
+        # send it in 3-character deltas, each event split across two network writes.
+        reply = self.headers.get("x-mock-reply")
+        if reply is not None:
+            reply = reply.encode("latin-1").decode("unicode_escape")
+            if req.get("stream"):
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("connection", "close")
+                self.end_headers()
+                for k in range(0, len(reply), 3):
+                    chunk = {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": created, "model": model,
+                             "choices": [{"index": 0, "delta": {"content": reply[k:k + 3]}, "finish_reason": None}]}
+                    event = f"data: {json.dumps(chunk)}\n\n".encode()
+                    half = len(event) // 2
+                    self.wfile.write(event[:half])
+                    self.wfile.flush()
+                    self.wfile.write(event[half:])
+                    self.wfile.flush()
+                end = {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": created, "model": model,
+                       "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                self.wfile.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            if self.path.startswith("/text"):
+                self._send(200, reply.encode(), "text/plain; charset=utf-8")
+                return
+            body = {"id": "chatcmpl-mock", "object": "chat.completion", "created": created, "model": model,
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 9, "completion_tokens": 9, "total_tokens": 18}}
+            self._send(200, json.dumps(body).encode())
+            return
         # Tests make the "model" call a tool with this header (JSON and streamed).
         tool = self.headers.get("x-mock-tool-call")
         if req.get("stream") and tool:

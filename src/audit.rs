@@ -35,6 +35,10 @@ pub struct AuditRecord {
     pub tools: Vec<String>,
     /// A tool the response tried to call and that was blocked (or would be, in monitor mode).
     pub blocked_tool: Option<String>,
+    /// The prompt-guard rule that matched (never the prompt text).
+    pub guard_rule: Option<String>,
+    /// Redactions in the response, by type.
+    pub redactions: std::collections::BTreeMap<String, u64>,
     /// The rate limit that refused the call (or would have, in monitor mode).
     pub limit: Option<String>,
     pub remaining_requests: Option<u64>,
@@ -67,6 +71,8 @@ impl AuditRecord {
             model: None,
             tools: Vec::new(),
             blocked_tool: None,
+            guard_rule: None,
+            redactions: std::collections::BTreeMap::new(),
             limit: None,
             remaining_requests: None,
             remaining_tokens: None,

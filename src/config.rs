@@ -32,6 +32,7 @@ fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
     }
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -56,6 +57,7 @@ fn default_realm() -> String {
     "llm-warden".into()
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenSource {
@@ -94,6 +96,7 @@ fn default_token_max_bytes() -> usize {
     16 * 1024
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityHeaders {
@@ -115,6 +118,7 @@ fn default_identity_prefix() -> String {
     "x-warden-".into()
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
@@ -142,6 +146,7 @@ fn default_audit_key() -> String {
     "llm_warden.audit".into()
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenCacheConfig {
@@ -163,6 +168,7 @@ fn default_cache_entries() -> usize {
     4096
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IssuerConfig {
@@ -195,6 +201,7 @@ fn default_max_lifetime() -> u64 {
     3600
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Revocation {
@@ -206,6 +213,7 @@ pub struct Revocation {
     pub subjects: Vec<String>,
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum JwksSource {
@@ -214,6 +222,7 @@ pub enum JwksSource {
     Remote(RemoteJwks),
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteJwks {

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use std::fmt;
 
 /// Signature algorithms we accept (RFC 7518 names). `none` is deliberately absent.
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 pub enum Alg {
     RS256,

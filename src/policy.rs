@@ -13,6 +13,7 @@ use std::net::IpAddr;
 
 // ---------- configuration ----------
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizationConfig {
@@ -29,6 +30,7 @@ pub struct AuthorizationConfig {
     pub rate_limiting: RateLimiting,
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimiting {
@@ -66,6 +68,7 @@ fn default_slots() -> u64 {
     16384
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitConfig {
@@ -88,6 +91,7 @@ fn by_sub() -> String {
     "sub".into()
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteRule {
@@ -97,6 +101,7 @@ pub struct RouteRule {
 }
 
 /// All given fields must match. Globs use `*`.
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteMatch {
@@ -107,6 +112,7 @@ pub struct RouteMatch {
     pub path_prefix: Option<String>,
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
@@ -116,6 +122,7 @@ pub enum Mode {
     Monitor,
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
@@ -128,6 +135,7 @@ pub struct PolicyConfig {
     pub redaction: Option<RedactionConfig>,
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GuardConfig {
@@ -145,6 +153,7 @@ pub struct GuardConfig {
     pub include_system: bool,
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CustomGuardRule {
@@ -154,6 +163,7 @@ pub struct CustomGuardRule {
     pub regex: Option<String>,
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnBlock {
@@ -164,6 +174,7 @@ pub enum OnBlock {
     Refusal,
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedactionConfig {
@@ -189,6 +200,7 @@ fn default_replacement() -> String {
     "tag".into()
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CustomRedaction {
@@ -341,6 +353,7 @@ fn compile_redaction(r: &RedactionConfig, p: &str) -> Result<RedactionSpec, Conf
     })
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
@@ -374,6 +387,7 @@ fn yes() -> bool {
     true
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct When {
@@ -406,6 +420,7 @@ pub struct When {
     pub headers: BTreeMap<String, ValueMatch>,
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum ValueMatch {
@@ -415,6 +430,7 @@ pub enum ValueMatch {
     Present(bool),
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimeWindow {
@@ -433,6 +449,7 @@ fn utc() -> String {
     "+00:00".into()
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenCap {
@@ -441,6 +458,7 @@ pub struct TokenCap {
     pub on_exceed: OnExceed,
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnExceed {
@@ -450,6 +468,7 @@ pub enum OnExceed {
     Clamp,
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSource {
@@ -460,6 +479,7 @@ pub struct ModelSource {
     pub header: Option<String>,
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BodyLimits {
@@ -480,6 +500,7 @@ fn default_body_max() -> usize {
     1024 * 1024
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResponseToolCalls {
@@ -487,6 +508,7 @@ pub struct ResponseToolCalls {
     pub on_forbidden: ForbiddenToolCall,
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ForbiddenToolCall {

@@ -18,6 +18,7 @@
 use crate::host::{SharedStore, StoreWrite};
 use serde::Deserialize;
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Period {
@@ -485,6 +486,7 @@ impl KeyBy {
 }
 
 /// How the model enters the counter key.
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelScope {

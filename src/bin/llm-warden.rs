@@ -1,0 +1,129 @@
+//! `llm-warden`: the native command line, built from the same config code as the filter.
+//!
+//!   llm-warden check-config FILE   every error with its field path; exit 1 if any
+//!   llm-warden schema              JSON Schema of the plugin configuration
+
+use llm_warden::config::{Config, ConfigError};
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: llm-warden check-config FILE | llm-warden schema";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["schema"] => {
+            let schema = schemars::schema_for!(Config);
+            match serde_json::to_string_pretty(&schema) {
+                Ok(s) => {
+                    println!("{s}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("llm-warden: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        ["check-config", file] => check(file),
+        _ => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn check(file: &str) -> ExitCode {
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("llm-warden: cannot read {file}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let errors = all_errors(&bytes);
+    if errors.is_empty() {
+        println!("{file}: OK");
+        return ExitCode::SUCCESS;
+    }
+    for e in &errors {
+        println!("{file}: {e}");
+    }
+    println!(
+        "{} error{}",
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" }
+    );
+    ExitCode::from(1)
+}
+
+/// Config::parse stops at the first error; to report every one, the offending member is
+/// removed and the document parsed again, until it passes or an error cannot be isolated.
+fn all_errors(bytes: &[u8]) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Config::parse(bytes).err().into_iter().collect();
+    };
+    let mut removed_path: Option<String> = None;
+    for _ in 0..50 {
+        let text = doc.to_string();
+        match Config::parse(text.as_bytes()) {
+            Ok(_) => break,
+            Err(e) => {
+                // An error caused by our own removal (the parent now misses a field, or a
+                // list became empty) is not the user's: stop there.
+                let cascade = removed_path.as_ref().is_some_and(|r| {
+                    r.starts_with(e.path.as_str())
+                        && (e.message.starts_with("missing field") || e.message.starts_with("at least one"))
+                });
+                if cascade {
+                    break;
+                }
+                let removed = remove_path(&mut doc, &e.path);
+                removed_path = Some(e.path.clone());
+                errors.push(e);
+                if !removed {
+                    break;
+                }
+            }
+        }
+    }
+    errors
+}
+
+/// Removes the member at a path like `issuers[0].jwks.remote.cluster`.
+fn remove_path(doc: &mut serde_json::Value, path: &str) -> bool {
+    let mut parts: Vec<(String, Option<usize>)> = Vec::new();
+    for seg in path.split('.').filter(|s| !s.is_empty()) {
+        let (name, rest) = seg.split_once('[').unwrap_or((seg, ""));
+        parts.push((name.to_string(), None));
+        for idx in rest.split('[').filter(|s| !s.is_empty()) {
+            let i = idx.trim_end_matches(']').parse().ok();
+            parts.push((String::new(), i));
+        }
+    }
+    let Some((last, prefix)) = parts.split_last() else {
+        return false;
+    };
+    let mut cur = doc;
+    for (name, idx) in prefix {
+        let next = match idx {
+            Some(i) => cur.get_mut(*i),
+            None => cur.get_mut(name.as_str()),
+        };
+        match next {
+            Some(n) => cur = n,
+            None => return false,
+        }
+    }
+    match last {
+        (_, Some(i)) => cur.as_array_mut().is_some_and(|a| {
+            if *i < a.len() {
+                a.remove(*i);
+                true
+            } else {
+                false
+            }
+        }),
+        (name, None) => cur.as_object_mut().and_then(|o| o.remove(name)).is_some(),
+    }
+}

@@ -51,7 +51,7 @@ unit: toolchain
 
 # envoy --mode validate on every Envoy YAML in the repo (loads the .wasm, runs on_configure).
 validate: wasm venv cli
-	$(PY) -m pytest -q tests/test_envoy_yaml.py tests/test_cli.py
+	$(PY) -m pytest -q tests/test_envoy_yaml.py tests/test_cli.py tests/test_deploy_files.py
 
 ## The native CLI: llm-warden check-config FILE | llm-warden schema
 cli: toolchain

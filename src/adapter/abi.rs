@@ -100,6 +100,7 @@ extern "C" {
         return_id: *mut u32,
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
     fn proxy_send_local_response(
         status_code: u32,
         status_code_details_data: *const u8,
@@ -249,6 +250,17 @@ pub fn define_counter(name: &str) -> R<u32> {
     let mut id: u32 = 0;
     check(unsafe { proxy_define_metric(0, name.as_ptr(), name.len(), &mut id) })?;
     Ok(id)
+}
+
+/// Defines (or finds) a gauge.
+pub fn define_gauge(name: &str) -> R<u32> {
+    let mut id: u32 = 0;
+    check(unsafe { proxy_define_metric(1, name.as_ptr(), name.len(), &mut id) })?;
+    Ok(id)
+}
+
+pub fn record_metric(id: u32, value: u64) -> R<()> {
+    check(unsafe { proxy_record_metric(id, value) })
 }
 
 pub fn increment_metric(id: u32, by: i64) -> R<()> {

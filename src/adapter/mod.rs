@@ -83,6 +83,26 @@ fn count(name: &str, by: u64) {
     COUNTERS.with(|c| c.add(name, by));
 }
 
+/// Sets a gauge (defined on first use; ids cached with the counters, names are distinct).
+fn gauge(name: &str, value: u64) {
+    COUNTERS.with(|c| {
+        let Ok(mut ids) = c.0.try_borrow_mut() else {
+            return;
+        };
+        let id = match ids.get(name) {
+            Some(id) => *id,
+            None => match abi::define_gauge(name) {
+                Ok(id) => {
+                    ids.insert(name.to_string(), id);
+                    id
+                }
+                Err(_) => return,
+            },
+        };
+        let _ = abi::record_metric(id, value);
+    });
+}
+
 struct HostStore;
 
 impl SharedStore for HostStore {
@@ -215,6 +235,13 @@ impl RootContext for WardenRoot {
         let Ok(mut auth) = plugin.auth.try_borrow_mut() else {
             return;
         };
+        for issuer in &auth.issuers {
+            if let crate::auth::KeySource::Remote(r) = &issuer.keys {
+                if let Some(age) = r.age(now) {
+                    gauge(&format!("llm_warden.jwks.age_seconds.{}", issuer.name), age);
+                }
+            }
+        }
         for issuer in auth.tick(now, &HostStore) {
             match dispatch_fetch(&auth, issuer) {
                 Ok(call) => {

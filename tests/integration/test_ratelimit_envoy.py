@@ -143,3 +143,5 @@ def test_metrics_count_limit_decisions_and_tokens(make):
     assert m.get("llm_warden_calls_allow_ok") == 2, m
     assert m.get("llm_warden_calls_deny_rate_limited") == 1, m
     assert m.get("llm_warden_jwks_fetch_ok", 0) >= 1, m
+    time.sleep(1.2)  # one tick: the key set age gauge is recorded
+    assert 0 <= prometheus(s).get("llm_warden_jwks_age_seconds_idp", -1) < 60

@@ -388,6 +388,10 @@ struct WardenHttp {
     meter: Option<UsageMeter>,
     settled: bool,
     redactions: Counts,
+    /// The request declared or forced tools: only then can a response call one.
+    declared_tools: bool,
+    /// Token usage is needed (local token limits or export for global limits).
+    meter_usage: bool,
 }
 
 /// What authorization needs next.
@@ -430,6 +434,8 @@ impl WardenHttp {
             meter: None,
             settled: false,
             redactions: Counts::new(),
+            declared_tools: false,
+            meter_usage: false,
         }
     }
 
@@ -718,6 +724,7 @@ impl WardenHttp {
                 return false;
             }
         };
+        self.declared_tools = !facts.all_tools().is_empty() || facts.tool_choice.is_some();
         if let Some(a) = &mut self.audit {
             a.model = facts.model.clone().or_else(|| self.model_outside_body.clone());
             a.tools = facts.all_tools().into_iter().map(str::to_string).collect();
@@ -734,6 +741,7 @@ impl WardenHttp {
                 .limits
                 .iter()
                 .any(|l| l.limit.kind == ratelimit::Kind::Tokens);
+        self.meter_usage = token_limited;
         if !matches!(self.apply(decision, &plugin.settings.realm), Step::Forward) {
             return false;
         }
@@ -918,7 +926,9 @@ impl WardenHttp {
 
     /// Whether responses must be checked for tool calls the caller may not make.
     fn inspects_tool_calls(&self) -> bool {
-        self.endpoint.has_json_body()
+        // Through these APIs a model can only call tools the request declared.
+        self.declared_tools
+            && self.endpoint.has_json_body()
             && self
                 .decision
                 .as_ref()
@@ -1037,7 +1047,7 @@ impl HttpContext for WardenHttp {
         let header = |n: &str| abi::get_header(abi::MAP_HTTP_RESPONSE_HEADERS, n).ok().flatten();
         let ctype = header("content-type").unwrap_or_default().to_ascii_lowercase();
         let compressed = header("content-encoding").is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
-        if self.endpoint.has_json_body() && !compressed {
+        if self.meter_usage && self.endpoint.has_json_body() && !compressed {
             // Usage is read as the response passes (never held): token limits and export.
             self.meter = Some(UsageMeter::new(ctype.starts_with("text/event-stream")));
         }

@@ -118,19 +118,25 @@ def test_forbidden_tool_in_request(stack):
     assert stack.call(user_token(stack), body=chat(tools=ok)).status == 200
 
 
+# The request declares an allowed tool; the model (talked into it, or hallucinating) calls
+# another one. Without any declared tool these APIs do not return tool calls at all.
+DECLARED = [{"type": "function", "function": {"name": "search_docs", "parameters": {}}}]
+
+
 def test_forbidden_tool_in_json_response_is_blocked(stack):
-    r = stack.call(user_token(stack), body=chat(), headers={"x-mock-tool-call": "transfer_funds"})
+    r = stack.call(user_token(stack), body=chat(tools=DECLARED), headers={"x-mock-tool-call": "transfer_funds"})
     assert r.status == 403
     err = json.loads(r.body)["error"]
     assert err["code"] == "tool_not_permitted" and "transfer_funds" in err["message"]
     assert b"secret_arg" not in r.body
-    ok = stack.call(user_token(stack), body=chat(), headers={"x-mock-tool-call": "search_web"})
+    ok = stack.call(user_token(stack), body=chat(tools=DECLARED), headers={"x-mock-tool-call": "search_web"})
     assert ok.status == 200 and b"search_web" in ok.body
 
 
 def test_forbidden_tool_in_streamed_response_is_blocked_and_audited(stack):
     jti = uuid.uuid4().hex
-    r = stack.call(user_token(stack, jti=jti), body=chat(stream=True), headers={"x-mock-tool-call": "transfer_funds"})
+    r = stack.call(user_token(stack, jti=jti), body=chat(stream=True, tools=DECLARED),
+                   headers={"x-mock-tool-call": "transfer_funds"})
     assert r.status == 200
     text = r.body.decode()
     assert "Let me check." in text  # content before the tool call passes
@@ -139,7 +145,8 @@ def test_forbidden_tool_in_streamed_response_is_blocked_and_audited(stack):
     record = wait_record(stack, jti)
     assert record["decision"] == "deny" and record["reason"] == "tool_call_blocked"
     assert record["blocked_tool"] == "transfer_funds"
-    ok = stack.call(user_token(stack), body=chat(stream=True), headers={"x-mock-tool-call": "search_web"})
+    ok = stack.call(user_token(stack), body=chat(stream=True, tools=DECLARED),
+                    headers={"x-mock-tool-call": "search_web"})
     assert "search_web" in ok.body.decode() and "secret_arg" in ok.body.decode()
 
 
@@ -243,7 +250,7 @@ def test_monitor_mode_lets_through_and_audits_would_deny(tmp_path, keys):
 def test_refusal_mode_answers_in_protocol(tmp_path, keys):
     s = make_stack(tmp_path, keys, on_forbidden="refusal")
     try:
-        r = s.call(user_token(s), body=chat(), headers={"x-mock-tool-call": "transfer_funds"})
+        r = s.call(user_token(s), body=chat(tools=DECLARED), headers={"x-mock-tool-call": "transfer_funds"})
         assert r.status == 200
         msg = r.json()["choices"][0]
         assert msg["finish_reason"] == "stop" and "transfer_funds" in msg["message"]["content"]

@@ -132,13 +132,18 @@ def prometheus(stack) -> dict:
 
 
 def test_metrics_count_limit_decisions_and_tokens(make):
-    s = make([{"name": "rpm", "requests": 2, "per": "minute"}])
+    # Usage is metered when a token limit (or global-mode export) needs it.
+    s = make([{"name": "rpm", "requests": 2, "per": "minute"}, {"name": "tpm", "tokens": 100000, "per": "minute"}])
     token = s.token(sub="henry")
     assert [s.call(token, body=chat()).status for _ in range(3)] == [200, 200, 429]
+    assert s.call(None, body=chat()).status == 401
+    assert s.call("not.a.jwt", body=chat()).status == 401
     time.sleep(0.3)
     m = prometheus(s)
+    assert m.get("llm_warden_calls_deny_missing_token") == 1, m  # auth failures by reason
+    assert m.get("llm_warden_calls_deny_malformed_token") == 1, m
     assert m.get("llm_warden_ratelimit_allowed") == 2, m
-    assert m.get("llm_warden_ratelimit_limited") == 1, m
+    assert m.get("llm_warden_ratelimit_limited") == 1, m  # one decision per call, all limits together
     assert m.get("llm_warden_tokens_used") == 36, m
     assert m.get("llm_warden_calls_allow_ok") == 2, m
     assert m.get("llm_warden_calls_deny_rate_limited") == 1, m

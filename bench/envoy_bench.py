@@ -1,0 +1,190 @@
+"""`make bench`: llm-warden side by side with Envoy's native filters, in one go on loopback.
+
+Set-ups (same upstream, same requests, same keys/tokens; several rounds, interleaved):
+  1. passthrough: router only
+  2. native: envoy.filters.http.jwt_authn (local JWKS) + local_ratelimit
+  3. llm-warden: auth + model scope + request limit
+  4. llm-warden: + streaming redaction (chat stream; and 1 MiB text bodies)
+Prints requests/s, p50/p99 latency and Envoy CPU per request for each, the ratios 3/2, 3/1,
+4/1, and p99 added at half load. Fails loudly when a set-up does not serve 200s.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "demo"))
+import envoy_run  # noqa: E402
+import servers  # noqa: E402
+import tokens  # noqa: E402
+
+ISS = "https://bench.local"
+DURATION = int(os.environ.get("BENCH_SECONDS", "5"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+CONNECTIONS = 16
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def wrk(url: str, token: str | None, body: bytes, extra: dict | None = None) -> dict:
+    script = Path(tempfile.mkdtemp()) / "req.lua"
+    headers = {"content-type": "application/json", **(extra or {})}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    lua = ['wrk.method = "POST"', f"wrk.body = {json.dumps(body.decode())}"]
+    lua += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
+    lua += ["done = function(summary, latency, requests)",
+            '  io.write(string.format("JSON{\\"p50\\":%d,\\"p99\\":%d,\\"requests\\":%d,\\"non2xx\\":%d,\\"errors\\":%d}\\n",',
+            "    latency:percentile(50), latency:percentile(99), summary.requests, summary.errors.status,",
+            "    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))",
+            "end"]
+    script.write_text("\n".join(lua))
+    cmd = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{DURATION}s", "--latency", "-s", str(script), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=DURATION + 60).stdout
+    m = re.search(r"JSON(\{.*\})", out)
+    if not m:
+        raise SystemExit(f"wrk produced no result for {url}:\n{out}")
+    r = json.loads(m.group(1))
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    r["rps"] = float(rps.group(1)) if rps else 0.0
+    return r
+
+
+CHAT_JSON = json.dumps({"id": "chatcmpl-b", "object": "chat.completion", "created": 0, "model": "mock-gpt",
+                        "choices": [{"index": 0, "message": {"role": "assistant",
+                                                             "content": "Hello from the benchmark upstream. " * 8},
+                                     "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": 9, "completion_tokens": 64, "total_tokens": 73}})
+SSE_BODY = "".join(
+    "data: " + json.dumps({"id": "c", "object": "chat.completion.chunk", "model": "mock-gpt",
+                           "choices": [{"index": 0, "delta": {"content": w + " "}, "finish_reason": None}]}) + "\n\n"
+    for w in ("Hello from the benchmark upstream, mail ops@example.com for help " * 4).split()) + "data: [DONE]\n\n"
+
+
+def fast_upstream(work: Path):
+    """An Envoy answering with direct_response: the upstream is never the bottleneck."""
+    d = work / "upstream"
+    d.mkdir()
+    port = envoy_run.free_port()
+    cfg = {"admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": envoy_run.free_port()}}},
+           "static_resources": {"listeners": [{"name": "up", "address": {"socket_address": {
+               "address": "127.0.0.1", "port_value": port}}, "filter_chains": [{"filters": [{
+                   "name": "envoy.filters.network.http_connection_manager", "typed_config": {
+                       "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                       "stat_prefix": "up", "route_config": {"max_direct_response_body_size_bytes": 1048576, "virtual_hosts": [{"name": "up", "domains": ["*"], "routes": [
+                           {"match": {"prefix": "/", "headers": [{"name": "x-stream", "present_match": True}]},
+                            "direct_response": {"status": 200, "body": {"inline_string": SSE_BODY}},
+                            "response_headers_to_add": [{"header": {"key": "content-type", "value": "text/event-stream"}}]},
+                           {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": CHAT_JSON}},
+                            "response_headers_to_add": [{"header": {"key": "content-type", "value": "application/json"}}]}]}]},
+                       "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+                           "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}]}]}]}}
+    e = envoy_run.Envoy(cfg, d, concurrency=1)
+    e.port = port
+    return e
+
+
+def main():
+    work = Path(tempfile.mkdtemp())
+    key = tokens.Key("ES256")
+    jwks_doc = tokens.jwks(key)
+    token = tokens.mint(key, tokens.claims(ISS, ttl=3000, sub="bench", scope="llm:chat"))
+    upstream = fast_upstream(work)
+    up = ("127.0.0.1", upstream.port)
+    big_limit = {"name": "rpm", "requests": 10**9, "per": "second"}
+
+    warden_cfg = {
+        "issuers": [{"name": "b", "issuer": ISS, "audiences": ["llm-api"], "max_lifetime_s": 3600,
+                     "jwks": {"inline": jwks_doc}}],
+        "audit": {"log": False},
+        "authorization": {"routes": [{"match": {"path_prefix": "/"}, "policy": "p"}],
+                          "policies": {"p": {"rules": [{"name": "chat", "when": {"scopes": ["llm:chat"]},
+                                                        "models": ["mock-gpt"], "limits": [big_limit]}]}}},
+    }
+    redact_cfg = json.loads(json.dumps(warden_cfg))
+    redact_cfg["authorization"]["policies"]["p"]["redaction"] = {}
+    native_filters = [
+        {"name": "envoy.filters.http.jwt_authn", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": {"bench": {"issuer": ISS, "audiences": ["llm-api"],
+                                    "local_jwks": {"inline_string": json.dumps(jwks_doc)},
+                                    "forward": False}},
+            "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}}]}},
+        {"name": "envoy.filters.http.local_ratelimit", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+            "stat_prefix": "bench",
+            "token_bucket": {"max_tokens": 1000000000, "tokens_per_fill": 1000000000, "fill_interval": "1s"},
+            "filter_enabled": {"default_value": {"numerator": 100, "denominator": "HUNDRED"}},
+            "filter_enforced": {"default_value": {"numerator": 100, "denominator": "HUNDRED"}}}},
+    ]
+    setups = {
+        "1 passthrough": ({}, []),
+        "2 native jwt_authn+local_ratelimit": ({}, native_filters),
+        "3 llm-warden auth+scope+limit": (warden_cfg, None),
+        "4 llm-warden +stream redaction": (redact_cfg, None),
+    }
+    envoys = {}
+    for i, (name, (cfg, filters)) in enumerate(setups.items()):
+        d = work / f"e{i}"
+        d.mkdir()
+        b = envoy_run.bootstrap(cfg, envoy_run.free_port(), envoy_run.free_port(), up, None, filters=filters)
+        envoys[name] = envoy_run.Envoy(b, d, concurrency=1)
+    chat = json.dumps({"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    stream = json.dumps({"model": "mock-gpt", "stream": True, "messages": [{"role": "user", "content": "hi"}]}).encode()
+    bodies = {"1 passthrough": chat, "2 native jwt_authn+local_ratelimit": chat,
+              "3 llm-warden auth+scope+limit": chat, "4 llm-warden +stream redaction": stream}
+    try:
+        # Every set-up must serve 200s before anything is measured.
+        for name, e in envoys.items():
+            hdrs = {"content-type": "application/json", "authorization": f"Bearer {token}"}
+            if name.startswith("4"):
+                hdrs["x-stream"] = "1"
+            req = urllib.request.Request(f"http://127.0.0.1:{e.port}/v1/chat/completions", data=bodies[name],
+                                         headers=hdrs)
+            with urllib.request.urlopen(req, timeout=10) as r:
+                text = r.read()
+                if r.status != 200:
+                    raise SystemExit(f"set-up {name!r} answered {r.status}")
+            if name.startswith("4") and b"[REDACTED:email]" not in text:
+                raise SystemExit("set-up 4 does not redact: the comparison would be meaningless")
+        results = {n: [] for n in envoys}
+        for _ in range(ROUNDS):
+            for name, e in envoys.items():
+                c0 = cpu_seconds(e.proc.pid)
+                extra = {"x-stream": "1"} if name.startswith("4") else None
+                r = wrk(f"http://127.0.0.1:{e.port}/v1/chat/completions", token, bodies[name], extra)
+                r["cpu_us_per_req"] = (cpu_seconds(e.proc.pid) - c0) / max(r["requests"], 1) * 1e6
+                if r["non2xx"] or r["errors"] or r["requests"] == 0:
+                    raise SystemExit(f"set-up {name!r} failed under load: {r}")
+                results[name].append(r)
+        med = {}
+        print(f"\nEnvoy 1.40, 1 worker each, wrk -t2 -c{CONNECTIONS}, {ROUNDS} rounds x {DURATION}s, median of rounds")
+        print(f"{'set-up':<38} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11}")
+        for name, rs in results.items():
+            pick = sorted(rs, key=lambda x: x["rps"])[len(rs) // 2]
+            med[name] = pick
+            print(f"{name:<38} {pick['rps']:>9.0f} {pick['p50'] / 1000:>8.2f} {pick['p99'] / 1000:>8.2f} "
+                  f"{pick['cpu_us_per_req']:>11.1f}")
+        n = list(med)
+        print(f"ratio 3/2 req/s {med[n[2]]['rps'] / med[n[1]]['rps']:.2f}   "
+              f"CPU {med[n[2]]['cpu_us_per_req'] / med[n[1]]['cpu_us_per_req']:.2f}")
+        print(f"ratio 3/1 req/s {med[n[2]]['rps'] / med[n[0]]['rps']:.2f}   ratio 4/1 req/s "
+              f"{med[n[3]]['rps'] / med[n[0]]['rps']:.2f}")
+    finally:
+        for e in envoys.values():
+            e.stop()
+        upstream.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 WASM  := target/wasm32-wasip1/release/llm_warden.wasm
 export RUSTUP_TOOLCHAIN := 1.95.0
 
-.PHONY: run test toolchain venv wasm lint unit validate integration system-deps bench bench-auth cli schema clean
+.PHONY: run test toolchain venv wasm lint unit validate integration system-deps bench bench-auth bench-deps wasm-size cli schema clean
 
 ## make run: build, install Envoy locally, start the demo on 127.0.0.1:10000.
 run: wasm venv
@@ -77,10 +77,25 @@ bench-auth: toolchain
 	cargo bench --bench auth
 
 ## make bench: every benchmark (prints figures; asserts nothing).
-bench: bench-auth wasm venv
+bench: bench-auth wasm venv bench-deps
 	cargo bench --bench ratelimit
 	cargo bench --bench redact
 	$(PY) tests/bench/redaction_in_envoy.py
+	$(PY) bench/envoy_bench.py
+	@$(MAKE) --no-print-directory wasm-size
+
+# wrk (load) and binaryen (wasm-opt) from Debian, installed when missing.
+bench-deps:
+	@command -v wrk >/dev/null 2>&1 && command -v wasm-opt >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends wrk binaryen; }
+
+## The .wasm after `wasm-opt -Oz` (target: <= 1 MiB).
+wasm-size: wasm bench-deps
+	wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+	  $(WASM) -o target/llm_warden.opt.wasm
+	@ls -l $(WASM) target/llm_warden.opt.wasm | awk '{printf "%-45s %9d bytes (%.3f MiB)\n", $$NF, $$5, $$5/1048576}'
 
 clean:
 	cargo clean

@@ -36,20 +36,31 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 
-def wrk(url: str, token: str | None, body: bytes, extra: dict | None = None) -> dict:
+def wrk(url: str, token: str | None, body: bytes, extra: dict | None = None, conns: int = CONNECTIONS,
+        token_file: Path | None = None) -> dict:
     script = Path(tempfile.mkdtemp()) / "req.lua"
     headers = {"content-type": "application/json", **(extra or {})}
     if token:
         headers["authorization"] = f"Bearer {token}"
     lua = ['wrk.method = "POST"', f"wrk.body = {json.dumps(body.decode())}"]
     lua += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
+    if token_file:
+        # Cycle through distinct tokens: each thread starts at a different offset.
+        lua += ["local toks = {}", f'for line in io.lines("{token_file}") do toks[#toks + 1] = line end',
+                "local i = math.random(#toks)",
+                "request = function()",
+                "  i = i % #toks + 1",
+                '  wrk.headers["authorization"] = "Bearer " .. toks[i]',
+                "  return wrk.format()",
+                "end"]
     lua += ["done = function(summary, latency, requests)",
             '  io.write(string.format("JSON{\\"p50\\":%d,\\"p99\\":%d,\\"requests\\":%d,\\"non2xx\\":%d,\\"errors\\":%d}\\n",',
             "    latency:percentile(50), latency:percentile(99), summary.requests, summary.errors.status,",
             "    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))",
             "end"]
     script.write_text("\n".join(lua))
-    cmd = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{DURATION}s", "--latency", "-s", str(script), url]
+    threads = min(2, conns)
+    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{DURATION}s", "--latency", "-s", str(script), url]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=DURATION + 60).stdout
     m = re.search(r"JSON(\{.*\})", out)
     if not m:
@@ -180,10 +191,77 @@ def main():
               f"CPU {med[n[2]]['cpu_us_per_req'] / med[n[1]]['cpu_us_per_req']:.2f}")
         print(f"ratio 3/1 req/s {med[n[2]]['rps'] / med[n[0]]['rps']:.2f}   ratio 4/1 req/s "
               f"{med[n[3]]['rps'] / med[n[0]]['rps']:.2f}")
+        # Added p99 at light load (1 connection: far below saturation on every set-up).
+        light = {}
+        for name in list(envoys)[:3]:
+            e = envoys[name]
+            light[name] = wrk(f"http://127.0.0.1:{e.port}/v1/chat/completions", token, bodies[name], conns=1)
+        base_p99 = light[n[0]]["p99"] / 1000
+        print(f"p99 at light load (1 connection): passthrough {base_p99:.3f} ms, native +"
+              f"{light[n[1]]['p99'] / 1000 - base_p99:.3f} ms, llm-warden +{light[n[2]]['p99'] / 1000 - base_p99:.3f} ms")
     finally:
         for e in envoys.values():
             e.stop()
+    try:
+        first_seen(work, up)
+        start_and_configure(work, up, warden_cfg)
+    finally:
         upstream.stop()
+
+
+def first_seen(work: Path, up):
+    """Cost of a first-seen token per algorithm inside Envoy: token cache off, every request
+    carries a token the filter has not verified before (within the run)."""
+    print("\nfirst-seen tokens in Envoy (token cache off, thousands of distinct tokens, 1 worker)")
+    print(f"{'algorithm':<10} {'req/s':>9} {'CPU us/req':>11} {'vs cache hit':>13}")
+    rows = {}
+    for alg in ("cache-hit", "RS256", "ES256", "EdDSA"):
+        key = tokens.Key("ES256" if alg == "cache-hit" else alg)
+        cfg = {"issuers": [{"name": "b", "issuer": ISS, "audiences": ["llm-api"], "max_lifetime_s": 3600,
+                            "jwks": {"inline": tokens.jwks(key)}}],
+               "audit": {"log": False},
+               "token_cache": {"max_entries": 4096 if alg == "cache-hit" else 0}}
+        d = work / f"alg-{alg}"
+        d.mkdir()
+        e = envoy_run.Envoy(envoy_run.bootstrap(cfg, envoy_run.free_port(), envoy_run.free_port(), up, None), d,
+                            concurrency=1)
+        try:
+            n = 1 if alg == "cache-hit" else 3000
+            toks = [tokens.mint(key, tokens.claims(ISS, ttl=3000, sub=f"u{i}")) for i in range(n)]
+            tok_file = d / "tokens.txt"
+            tok_file.write_text("\n".join(toks) + "\n")
+            c0 = cpu_seconds(e.proc.pid)
+            r = wrk(f"http://127.0.0.1:{e.port}/v1/chat/completions", None, b"{}", token_file=tok_file)
+            cpu = (cpu_seconds(e.proc.pid) - c0) / max(r["requests"], 1) * 1e6
+            if r["non2xx"] or r["requests"] == 0:
+                raise SystemExit(f"first-seen {alg}: failed under load: {r}")
+            rows[alg] = (r["rps"], cpu)
+        finally:
+            e.stop()
+    hit = rows["cache-hit"][1]
+    for alg, (rps, cpu) in rows.items():
+        print(f"{alg:<10} {rps:>9.0f} {cpu:>11.1f} {'' if alg == 'cache-hit' else f'+{cpu - hit:.0f} us':>13}")
+
+
+def start_and_configure(work: Path, up, cfg):
+    """Plugin start + configure: `envoy --mode validate` (loads the module, runs on_configure)
+    with the filter, minus the same without it; median of 5."""
+    times = {}
+    for label, c, filters in (("with", cfg, None), ("without", {}, [])):
+        path = work / f"validate-{label}.json"
+        path.write_text(json.dumps(envoy_run.bootstrap(c, envoy_run.free_port(), envoy_run.free_port(), up, None,
+                                                       filters=filters)))
+        runs = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            r = envoy_run.validate(path)
+            runs.append(time.perf_counter() - t0)
+            if r.returncode != 0:
+                raise SystemExit(f"validate {label} failed: {r.stdout[-500:]}")
+        times[label] = sorted(runs)[2]
+    print(f"\nplugin start + configure (validate mode, median of 5): {(times['with'] - times['without']) * 1000:.0f} ms "
+          f"(Envoy alone {times['without'] * 1000:.0f} ms); on_configure alone is logged by the filter as "
+          f"'llm-warden: configured in N us'")
 
 
 if __name__ == "__main__":

@@ -216,8 +216,13 @@ impl Context for WardenRoot {
 
 impl RootContext for WardenRoot {
     fn on_configure(&mut self, _: usize) -> bool {
+        let started = abi::now_nanos().unwrap_or(0);
         match self.configure() {
-            Ok(()) => true,
+            Ok(()) => {
+                let took_us = abi::now_nanos().unwrap_or(0).saturating_sub(started) / 1000;
+                log::info!("llm-warden: configured in {took_us} us");
+                true
+            }
             Err(message) => {
                 log::error!("llm-warden: invalid configuration: {message}");
                 false

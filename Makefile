@@ -5,14 +5,14 @@ PY    := $(VENV)/bin/python
 WASM  := target/wasm32-wasip1/release/llm_warden.wasm
 export RUSTUP_TOOLCHAIN := 1.95.0
 
-.PHONY: run test toolchain venv wasm lint unit validate integration system-deps bench bench-auth bench-deps wasm-size cli schema clean
+.PHONY: run test toolchain venv wasm lint unit validate integration system-deps bench bench-auth bench-deps wasm-size cli schema fuzz-smoke clean
 
 ## make run: build, install Envoy locally, start the demo on 127.0.0.1:10000.
 run: wasm venv
 	$(PY) demo/run.py
 
 ## make test: everything CI checks.
-test: lint unit wasm venv validate integration
+test: lint unit wasm venv validate integration fuzz-smoke
 
 # rust-toolchain.toml pins 1.95.0 + wasm32-wasip1, but machines set RUSTUP_AUTO_INSTALL=0:
 # install explicitly (idempotent, seconds when already there).
@@ -71,6 +71,23 @@ system-deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends redis-server; }
+
+FUZZ_TARGETS := token config request_body sse redact_stream policy
+FUZZ_SECONDS ?= 10
+
+## Fuzz every target for FUZZ_SECONDS each (CI: 10 s). Longer: make fuzz-smoke FUZZ_SECONDS=600
+## or: cargo +nightly fuzz run <target>. Crashes land in fuzz/artifacts/ and become tests.
+fuzz-smoke:
+	@rustup run nightly rustc --version >/dev/null 2>&1 || rustup toolchain install --no-self-update --profile minimal nightly
+	@command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
+	cargo +nightly fuzz build
+	@mkdir -p fuzz/corpus && for t in $(FUZZ_TARGETS); do \
+	  if cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 > fuzz/corpus/$$t.log 2>&1; then \
+	    echo "fuzz $$t: $$(grep -E '^Done' fuzz/corpus/$$t.log)"; \
+	  else \
+	    tail -40 fuzz/corpus/$$t.log; echo "fuzz $$t FAILED (see fuzz/artifacts/$$t)"; exit 1; \
+	  fi; \
+	done
 
 ## make bench-auth: native verification cost per algorithm and for a cache hit.
 bench-auth: toolchain

@@ -34,6 +34,8 @@ pub mod tool_calls;
 pub mod usage;
 
 #[cfg(test)]
+mod attack_tests;
+#[cfg(test)]
 mod auth_tests;
 #[cfg(test)]
 mod policy_tests;

@@ -1,0 +1,29 @@
+//! Policy config compilation and evaluation: any JSON, never a panic.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use llm_warden::claims::Identity;
+use llm_warden::llm_request::{parse_body, Endpoint};
+use llm_warden::policy::{AuthorizationConfig, Authorizer, RequestView};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(cfg) = serde_json::from_slice::<AuthorizationConfig>(data) else { return };
+    let Ok(a) = Authorizer::new(&cfg, &["idp".to_string()]) else { return };
+    let claims = serde_json::json!({"sub": "s", "scope": "a b", "aud": ["x"], "tenant": "t"});
+    let id = Identity::from_claims("idp", claims.as_object().cloned().unwrap_or_default(), None);
+    let (_, facts) = parse_body(br#"{"model":"m","tools":[{"name":"t"}],"stream":true,"max_tokens":9}"#).expect("body");
+    let header = |_: &str| Some("v".to_string());
+    for path in ["/", "/v1/chat/completions", "/openai/deployments/m/chat/completions"] {
+        if let Some(p) = a.route(Some("r"), Some("h:1"), path) {
+            let view = RequestView {
+                endpoint: Endpoint::from_path(path),
+                source_ip: "10.0.0.1".parse().ok(),
+                now_unix: 1_800_000_000,
+                header: &header,
+                body: Some(&facts),
+                model_outside_body: a.model_outside_body(path, header),
+            };
+            let d = p.decide(&id, &view);
+            let _ = d.tool_allowed("t");
+        }
+    }
+});

@@ -69,6 +69,38 @@ class MockLLM(_Quiet):
         model = req.get("model", "mock-gpt")
         text = "Hello from the mock LLM behind llm-warden."
         created = int(time.time())
+        # Tests make the upstream reset the connection mid-stream with this header.
+        if self.headers.get("x-mock-reset"):
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.end_headers()
+            self.wfile.write(b'data: {"choices": [{"index": 0, "delta": {"content": "partial '
+                             b'jane.doe@exam"}}]}\n\n')
+            self.wfile.flush()
+            import socket
+            import struct
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()  # RST
+            self.close_connection = True
+            return
+        # A slow stream (clients disconnecting mid-stream).
+        slow = self.headers.get("x-mock-slow")
+        if slow:
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("connection", "close")
+            self.end_headers()
+            try:
+                for k in range(int(slow)):
+                    chunk = {"choices": [{"index": 0, "delta": {"content": f"word{k} "}, "finish_reason": None}]}
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                    time.sleep(0.05)
+                self.wfile.write(b"data: [DONE]\n\n")
+            except OSError:
+                pass
+            self.close_connection = True
+            return
         # Tests make the upstream fail fast, without usage, with this header.
         fail = self.headers.get("x-mock-status")
         if fail:
@@ -190,6 +222,7 @@ class JwksState:
         self.doc = doc
         self.status = 200
         self.raw: bytes | None = None  # serve these bytes instead of the doc
+        self.delay = 0.0  # seconds before answering (a slow IdP)
         self.hits = 0
 
 
@@ -197,6 +230,8 @@ def _jwks_handler(state: JwksState):
     class Jwks(_Quiet):
         def do_GET(self):
             state.hits += 1
+            if state.delay:
+                time.sleep(state.delay)
             if state.status != 200:
                 self._send(state.status, b'{"error":"unavailable"}')
                 return

@@ -10,7 +10,19 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(rest);
     let d = Detectors::all();
     let rep = Replacement::Tag;
-    let whole = redact(&text, &d, &rep, &mut Counts::new());
+    // The same API given the whole text at once (equal to plain redaction but for a
+    // truncated tail, which is withheld).
+    let whole = {
+        let mut c = Counts::new();
+        let mut r = Redactor { detectors: &d, replacement: &rep, counts: &mut c };
+        let mut s = TextStream::default();
+        let mut o = r.push(&mut s, &text);
+        o.push_str(&r.flush(&mut s));
+        if llm_warden::redact_stream::partial_tail(&text).is_none() {
+            assert_eq!(o, redact(&text, &d, &rep, &mut Counts::new()));
+        }
+        o
+    };
     let mut counts = Counts::new();
     let mut r = Redactor { detectors: &d, replacement: &rep, counts: &mut counts };
     let mut s = TextStream::default();

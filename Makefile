@@ -5,14 +5,14 @@ PY    := $(VENV)/bin/python
 WASM  := target/wasm32-wasip1/release/llm_warden.wasm
 export RUSTUP_TOOLCHAIN := 1.95.0
 
-.PHONY: run test toolchain venv wasm lint unit validate integration system-deps bench bench-auth bench-deps wasm-size cli schema fuzz-smoke clean
+.PHONY: run test toolchain venv wasm lint unit validate integration system-deps bench bench-auth bench-deps wasm-size cli schema fuzz-smoke soak soak-smoke clean
 
 ## make run: build, install Envoy locally, start the demo on 127.0.0.1:10000.
 run: wasm venv
 	$(PY) demo/run.py
 
 ## make test: everything CI checks.
-test: lint unit wasm venv validate integration fuzz-smoke
+test: lint unit wasm venv validate integration fuzz-smoke soak-smoke
 
 # rust-toolchain.toml pins 1.95.0 + wasm32-wasip1, but machines set RUSTUP_AUTO_INSTALL=0:
 # install explicitly (idempotent, seconds when already there).
@@ -71,6 +71,13 @@ system-deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends redis-server; }
+
+## make soak: mixed traffic through Envoy (2 workers) for SOAK_SECONDS (default 60).
+soak: wasm venv
+	$(PY) bench/soak.py
+
+soak-smoke: wasm venv
+	SOAK_SECONDS=15 $(PY) bench/soak.py
 
 FUZZ_TARGETS := token config request_body sse redact_stream policy
 FUZZ_SECONDS ?= 10

@@ -31,7 +31,7 @@ def _cluster(name: str, host: str, port: int) -> dict:
 
 
 def wasm_filter(plugin_config: dict, name: str = "llm-warden", vm_id: str = "llm-warden",
-                stop_iteration: bool = True, disabled: bool = False) -> dict:
+                stop_iteration: bool = True, disabled: bool = False, env: dict | None = None) -> dict:
     f = {
         "name": name,
         "typed_config": {
@@ -57,6 +57,9 @@ def wasm_filter(plugin_config: dict, name: str = "llm-warden", vm_id: str = "llm
     }
     if disabled:
         f["disabled"] = True
+    if env:
+        # Secrets reach the VM through the environment, never through the plugin config.
+        f["typed_config"]["config"]["vm_config"]["environment_variables"] = {"key_values": env}
     return f
 
 

@@ -35,6 +35,10 @@ pub struct AuditRecord {
     pub tools: Vec<String>,
     /// A tool the response tried to call and that was blocked (or would be, in monitor mode).
     pub blocked_tool: Option<String>,
+    /// Where the upstream credential came from (client_credentials, token_exchange, static).
+    pub credential_source: Option<&'static str>,
+    /// Subject of the obtained upstream credential: caller -> gateway -> upstream subject.
+    pub upstream_sub: Option<String>,
     /// The prompt-guard rule that matched (never the prompt text).
     pub guard_rule: Option<String>,
     /// Redactions in the response, by type.
@@ -71,6 +75,8 @@ impl AuditRecord {
             model: None,
             tools: Vec::new(),
             blocked_tool: None,
+            credential_source: None,
+            upstream_sub: None,
             guard_rule: None,
             redactions: std::collections::BTreeMap::new(),
             limit: None,

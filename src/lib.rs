@@ -18,6 +18,7 @@ pub mod audit;
 pub mod auth;
 pub mod claims;
 pub mod config;
+pub mod credentials;
 pub mod guard;
 pub mod host;
 pub mod identity;

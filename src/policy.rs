@@ -133,6 +133,8 @@ pub struct PolicyConfig {
     pub guard: Option<GuardConfig>,
     /// Secret and PII redaction in responses.
     pub redaction: Option<RedactionConfig>,
+    /// Short-lived upstream credential obtained per call (instead of a static provider key).
+    pub upstream_credentials: Option<crate::credentials::CredentialConfig>,
 }
 
 #[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
@@ -655,6 +657,7 @@ pub struct Policy {
     rules: Vec<Rule>,
     pub guard: Option<GuardSpec>,
     pub redaction: Option<RedactionSpec>,
+    pub credentials: Option<crate::credentials::CredentialSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -802,12 +805,24 @@ impl Authorizer {
                 .as_ref()
                 .map(|r| compile_redaction(r, &format!("{pp}.redaction")))
                 .transpose()?;
+            let credentials = pc
+                .upstream_credentials
+                .as_ref()
+                .map(|c| {
+                    crate::credentials::CredentialSpec::compile(
+                        c,
+                        &format!("{pp}.upstream_credentials"),
+                        &|v| std::env::var(v).ok(),
+                    )
+                })
+                .transpose()?;
             policies.push(Policy {
                 name: name.clone(),
                 mode: pc.mode,
                 rules,
                 guard,
                 redaction,
+                credentials,
             });
         }
         let model_patterns = cfg

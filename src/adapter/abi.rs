@@ -291,10 +291,19 @@ pub fn send_local_response(status: u32, details: &str, headers: &[(&str, &str)],
 /// id, or the response callback panics. Envoy's `httpCall` returns only Ok, BadArgument
 /// (e.g. unknown cluster) or InternalFailure, the statuses the SDK maps without panicking.
 pub fn http_call(cluster: &str, headers: &[(&str, &str)], timeout_ms: u32) -> R<u32> {
+    http_call_with_body(cluster, headers, None, timeout_ms)
+}
+
+pub fn http_call_with_body(
+    cluster: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    timeout_ms: u32,
+) -> R<u32> {
     proxy_wasm::hostcalls::dispatch_http_call(
         cluster,
         headers.to_vec(),
-        None,
+        body,
         Vec::new(),
         std::time::Duration::from_millis(u64::from(timeout_ms)),
     )

@@ -397,6 +397,53 @@ struct WardenHttp {
     declared_tools: bool,
     /// Token usage is needed (local token limits or export for global limits).
     meter_usage: bool,
+    /// The caller's token, kept only for a token exchange, never forwarded or logged.
+    caller_token: Option<String>,
+    /// A token-endpoint call this request waits for.
+    credential_call: Option<u32>,
+    /// The upstream credential sent: scrubbed from anything flowing back to the client.
+    scrub: Option<CredentialScrub>,
+}
+
+/// Removes the upstream credential from response bodies (a backend echoing headers must
+/// not hand it to the caller), holding back just enough bytes to catch a split copy.
+struct CredentialScrub {
+    needle: Vec<u8>,
+    held: Vec<u8>,
+}
+
+impl CredentialScrub {
+    fn feed(&mut self, chunk: &[u8], end: bool) -> Vec<u8> {
+        let mut data = std::mem::take(&mut self.held);
+        data.extend_from_slice(chunk);
+        let mut out = Vec::with_capacity(data.len());
+        let n = self.needle.len();
+        let mut i = 0;
+        while i < data.len() {
+            if n > 0 && data.get(i..i + n) == Some(self.needle.as_slice()) {
+                out.extend_from_slice(b"[REDACTED:upstream_credential]");
+                i += n;
+            } else if !end
+                && n > 0
+                && i + n > data.len()
+                && self.needle.starts_with(data.get(i..).unwrap_or_default())
+            {
+                // Could be the start of a copy split across chunks: hold it.
+                self.held = data.get(i..).unwrap_or_default().to_vec();
+                break;
+            } else {
+                out.push(data.get(i).copied().unwrap_or_default());
+                i += 1;
+            }
+        }
+        out
+    }
+}
+
+enum CredStep {
+    Ready,
+    Pending,
+    Failed,
 }
 
 /// What authorization needs next.
@@ -441,6 +488,9 @@ impl WardenHttp {
             redactions: Counts::new(),
             declared_tools: false,
             meter_usage: false,
+            caller_token: None,
+            credential_call: None,
+            scrub: None,
         }
     }
 
@@ -458,6 +508,11 @@ impl WardenHttp {
             return Action::Pause;
         };
         let header = request_header(&s.token_header);
+        if let Some(h) = &header {
+            if let Ok(auth) = plugin.auth.try_borrow() {
+                self.caller_token = auth.extract_token(Some(h)).ok().map(str::to_string);
+            }
+        }
         let verdict = match plugin.auth.try_borrow_mut() {
             Ok(mut auth) => {
                 let v = auth.authenticate(header.as_deref(), now_ms / 1000, &HostStore, may_fetch);
@@ -501,7 +556,10 @@ impl WardenHttp {
                     Step::Forward => {
                         self.phase = Phase::Forwarded;
                         self.publish_audit();
-                        Action::Continue
+                        match self.attach_credential() {
+                            CredStep::Ready => Action::Continue,
+                            CredStep::Pending | CredStep::Failed => Action::Pause,
+                        }
                     }
                     Step::NeedBody => {
                         self.phase = Phase::AwaitingBody;
@@ -823,7 +881,104 @@ impl WardenHttp {
         }
         self.phase = Phase::Forwarded;
         self.publish_audit();
-        true
+        matches!(self.attach_credential(), CredStep::Ready)
+    }
+
+    /// Sets the upstream credential of the route's policy: from the cache, or by pausing
+    /// the request on a call to the token endpoint. Fails closed with 503.
+    fn attach_credential(&mut self) -> CredStep {
+        let Some(plugin) = self.plugin.clone() else {
+            return CredStep::Ready;
+        };
+        let Some(spec) = self
+            .policy
+            .and_then(|i| plugin.authz.as_ref()?.policy(i)?.credentials.clone())
+        else {
+            return CredStep::Ready;
+        };
+        if let Some(a) = &mut self.audit {
+            a.credential_source = Some(spec.source.name());
+        }
+        if let Some(key) = spec.static_key() {
+            count("llm_warden.credentials.static_long_lived", 1);
+            let key = key.to_string();
+            self.set_credential(&spec, &key);
+            return CredStep::Ready;
+        }
+        let now = now_ms().unwrap_or(0) / 1000;
+        let caller = match spec.source {
+            crate::credentials::CredentialSource::TokenExchange => match &self.caller_token {
+                Some(t) => Some(crate::credentials::caller_hash(t)),
+                None => return self.credential_failed("no caller token to exchange"),
+            },
+            _ => None,
+        };
+        if let Some(token) = spec.cached(&HostStore, now, caller) {
+            count("llm_warden.credentials.cache_hit", 1);
+            self.set_credential(&spec, &token);
+            return CredStep::Ready;
+        }
+        let Some(ep) = spec.endpoint.clone() else {
+            return self.credential_failed("no token endpoint");
+        };
+        let subject = if caller.is_some() {
+            self.caller_token.clone()
+        } else {
+            None
+        };
+        let (headers, body) = spec.token_request(subject.as_deref());
+        let authority = ep.authority.clone().unwrap_or_else(|| ep.cluster.clone());
+        let mut h: Vec<(&str, &str)> = vec![
+            (":method", "POST"),
+            (":path", ep.path.as_str()),
+            (":authority", authority.as_str()),
+        ];
+        h.extend(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let timeout = u32::try_from(ep.timeout_ms).unwrap_or(u32::MAX);
+        match abi::http_call_with_body(&ep.cluster, &h, Some(body.as_bytes()), timeout) {
+            Ok(call) => {
+                self.credential_call = Some(call);
+                CredStep::Pending
+            }
+            Err(e) => {
+                self.credential_failed(&format!("cannot reach the token endpoint (host status {})", e.0))
+            }
+        }
+    }
+
+    fn set_credential(&mut self, spec: &crate::credentials::CredentialSpec, token: &str) {
+        let (name, value) = spec.header_value(token);
+        let _ = abi::set_header(abi::MAP_HTTP_REQUEST_HEADERS, &name, &value);
+        if let Some(a) = &mut self.audit {
+            a.upstream_sub = crate::credentials::credential_subject(token);
+        }
+        self.scrub = Some(CredentialScrub {
+            needle: token.as_bytes().to_vec(),
+            held: Vec::new(),
+        });
+        self.publish_audit();
+    }
+
+    fn credential_failed(&mut self, why: &str) -> CredStep {
+        count("llm_warden.credentials.failed", 1);
+        log::warn!("llm-warden: upstream credential unavailable: {why}");
+        let reply = Reply {
+            status: 503,
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("retry-after".into(), "5".into()),
+            ],
+            body: serde_json::json!({"error": {"message": "The upstream credential could not be obtained. Retry later.",
+                "type": "server_error", "param": null, "code": "upstream_credential_unavailable"}})
+            .to_string(),
+        };
+        if let Some(a) = &mut self.audit {
+            a.decision = "deny";
+            a.reason = "upstream_credential_unavailable";
+            a.status = 503;
+        }
+        self.send(&reply, "upstream_credential_unavailable");
+        CredStep::Failed
     }
 
     fn deny(&mut self, reason: Reason, identity: Option<&Identity>, realm: &str) {
@@ -967,6 +1122,38 @@ fn strip_identity_headers(prefix: &str) {
 
 impl Context for WardenHttp {
     fn on_http_call_response(&mut self, token_id: u32, _: usize, body_size: usize, _: usize) {
+        if self.credential_call == Some(token_id) {
+            self.credential_call = None;
+            let (status, body) = read_fetch_response(body_size, 64 * 1024);
+            let parsed =
+                crate::credentials::parse_token_response(status, body.as_deref().unwrap_or_default());
+            let spec = self.plugin.clone().and_then(|p| {
+                self.policy
+                    .and_then(|i| p.authz.as_ref()?.policy(i)?.credentials.clone())
+            });
+            match (parsed, spec) {
+                (Ok((token, expires_in)), Some(spec)) => {
+                    count("llm_warden.credentials.exchange_ok", 1);
+                    let now = now_ms().unwrap_or(0) / 1000;
+                    let caller = match spec.source {
+                        crate::credentials::CredentialSource::TokenExchange => {
+                            self.caller_token.as_deref().map(crate::credentials::caller_hash)
+                        }
+                        _ => None,
+                    };
+                    spec.store(&HostStore, now, caller, &token, expires_in);
+                    self.set_credential(&spec, &token);
+                    let _ = abi::resume_http_request();
+                }
+                (Err(why), _) => {
+                    self.credential_failed(&why);
+                }
+                (Ok(_), None) => {
+                    self.credential_failed("policy changed");
+                }
+            }
+            return;
+        }
         let Some((call, issuer)) = self.pending.take() else {
             return;
         };
@@ -1034,6 +1221,25 @@ impl HttpContext for WardenHttp {
         if self.phase != Phase::Forwarded {
             return Action::Continue;
         }
+        if let Some(scrub) = &self.scrub {
+            // Never hand the upstream credential back, not even in a response header.
+            if let Ok(names) = abi::get_header_names(abi::MAP_HTTP_RESPONSE_HEADERS) {
+                for name in names {
+                    let value = abi::get_header(abi::MAP_HTTP_RESPONSE_HEADERS, &name)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default();
+                    if value
+                        .as_bytes()
+                        .windows(scrub.needle.len().max(1))
+                        .any(|w| w == scrub.needle.as_slice())
+                    {
+                        let _ = abi::remove_header(abi::MAP_HTTP_RESPONSE_HEADERS, &name);
+                    }
+                }
+            }
+            let _ = abi::remove_header(abi::MAP_HTTP_RESPONSE_HEADERS, "content-length");
+        }
         let status = abi::get_header(abi::MAP_HTTP_RESPONSE_HEADERS, ":status")
             .ok()
             .flatten()
@@ -1091,6 +1297,35 @@ impl HttpContext for WardenHttp {
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let held = matches!(self.response, ResponseInspection::Json { .. });
+        // The upstream credential is removed first, from whatever comes back.
+        if let Some(scrub) = &mut self.scrub {
+            if !held || end_of_stream {
+                let chunk = abi::get_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                let out = if held {
+                    let mut whole = CredentialScrub {
+                        needle: scrub.needle.clone(),
+                        held: Vec::new(),
+                    };
+                    whole.feed(&chunk, true)
+                } else {
+                    scrub.feed(&chunk, end_of_stream)
+                };
+                if out != chunk {
+                    let _ = abi::set_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size, &out);
+                }
+            }
+        }
+        let body_size = if self.scrub.is_some() {
+            abi::get_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, usize::MAX)
+                .ok()
+                .flatten()
+                .map_or(body_size, |b| b.len())
+        } else {
+            body_size
+        };
         // A held body is re-delivered whole each time: meter it once, at the end.
         if self.meter.is_some() && (!held || end_of_stream) {
             let chunk = abi::get_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size)

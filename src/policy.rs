@@ -805,6 +805,16 @@ impl Authorizer {
                 .as_ref()
                 .map(|r| compile_redaction(r, &format!("{pp}.redaction")))
                 .transpose()?;
+            if pc
+                .upstream_credentials
+                .as_ref()
+                .is_some_and(|c| c.source == crate::credentials::CredentialSource::Static)
+            {
+                log::warn!(
+                    "llm-warden: policy {name:?} sends a static, long-lived upstream key; \
+                     move to client_credentials or token_exchange"
+                );
+            }
             let credentials = pc
                 .upstream_credentials
                 .as_ref()

@@ -174,3 +174,4 @@ def test_static_key_fallback_is_flagged(env):
     import urllib.request as u
     with u.urlopen(f"http://127.0.0.1:{c['envoy'].admin_port}/stats/prometheus", timeout=5) as m:
         assert "llm_warden_credentials_static_long_lived" in m.read().decode()
+    assert "static, long-lived upstream key" in c["envoy"].log()

@@ -24,6 +24,8 @@ def run_demo(env_extra: dict) -> str:
     finally:
         proc.terminate()
         proc.wait(15)
+    log = (ROOT / "run" / "envoy.log").read_text(errors="replace")
+    assert "panicked at" not in log and "Uncaught RuntimeError" not in log
     return "".join(lines)
 
 

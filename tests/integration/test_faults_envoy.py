@@ -47,6 +47,9 @@ def test_jwks_slow_past_timeout_fails_closed_promptly(make):
     r = s.call(s.token(), body=chat())
     assert r.status == 503 and json.loads(r.body)["error"]["code"] == "auth_unavailable"
     assert time.time() - t0 < 2.5
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{s.envoy.admin_port}/stats/prometheus", timeout=5) as m:
+        assert "llm_warden_jwks_fetch_failed" in m.read().decode()  # JWKS fetches ok/failed are counted
     s.jwks_state.delay = 0
     time.sleep(5.5)  # past the failure back-off: the next request fetches again
     still_serves(s)

@@ -72,6 +72,8 @@ def two_envoys(tmp_path):
     yield key, envoys, rls
     for e in envoys:
         e.stop()
+        log = e.log()
+        assert "panicked at" not in log and "Uncaught RuntimeError" not in log
     for r in rls:
         r.stop()
     jwks.stop()

@@ -154,7 +154,17 @@ fn prefixed_tokens(s: &[u8], out: &mut Vec<Match>) {
     let mut i = 0;
     while i < s.len() {
         let b = at(s, i);
-        if !(b == b'A' || b == b'g' || b == b's' || b == b'x' || b == b'r') || !boundary_before(s, i) {
+        let b1 = at(s, i + 1);
+        // Only the first two bytes of a known prefix start a check (most words do not).
+        let candidate = matches!(
+            (b, b1),
+            (b'A', b'K' | b'S' | b'I')
+                | (b'g', b'h' | b'i')
+                | (b's', b'k')
+                | (b'x', b'o' | b'a')
+                | (b'r', b'k')
+        );
+        if !candidate || !boundary_before(s, i) {
             i += 1;
             continue;
         }
@@ -225,8 +235,19 @@ fn jwts(s: &[u8], out: &mut Vec<Match>) {
     }
 }
 
+/// Substring search: jumps between occurrences of the first byte and compares only there
+/// (a window compare at every position dominated redaction time).
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    let (&first, rest) = needle.split_first()?;
+    let mut i = 0;
+    while let Some(off) = hay.get(i..)?.iter().position(|b| *b == first) {
+        let at_ = i + off;
+        if hay.get(at_ + 1..at_ + 1 + rest.len()) == Some(rest) {
+            return Some(at_);
+        }
+        i = at_ + 1;
+    }
+    None
 }
 
 fn private_keys(s: &[u8], out: &mut Vec<Match>) {
@@ -288,7 +309,15 @@ pub fn open_private_key(s: &[u8]) -> Option<usize> {
 }
 
 fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).rposition(|w| w == needle)
+    let (&first, rest) = needle.split_first()?;
+    let mut end = hay.len();
+    while let Some(at_) = hay.get(..end)?.iter().rposition(|b| *b == first) {
+        if hay.get(at_ + 1..at_ + 1 + rest.len()) == Some(rest) {
+            return Some(at_);
+        }
+        end = at_;
+    }
+    None
 }
 
 const SECRET_KEYS: [&str; 14] = [
@@ -309,41 +338,46 @@ const SECRET_KEYS: [&str; 14] = [
 ];
 
 /// `password = value`, `"api_key": "value"`, `AWS_SECRET_ACCESS_KEY=...`: the value only.
+/// Scans only for `=` and `:` and looks back at the key before them (fast on prose).
 fn assignments(s: &[u8], out: &mut Vec<Match>) {
-    let lower: Vec<u8> = s.iter().map(u8::to_ascii_lowercase).collect();
-    let mut i = 0;
-    while i < lower.len() {
-        if !boundary_before(&lower, i) || !lower.get(i).is_some_and(|b| b.is_ascii_alphabetic()) {
-            i += 1;
+    let mut pos = 0;
+    while let Some(off) = s
+        .get(pos..)
+        .and_then(|r| r.iter().position(|b| *b == b'=' || *b == b':'))
+    {
+        let sep = pos + off;
+        pos = sep + 1;
+        // Back over spaces and one closing quote to the end of the key.
+        let mut k_end = sep;
+        while k_end > 0 && matches!(at(s, k_end - 1), b' ' | b'\t') {
+            k_end -= 1;
+        }
+        if k_end > 0 && matches!(at(s, k_end - 1), b'"' | b'\'') {
+            k_end -= 1;
+        }
+        let mut k_start = k_end;
+        while k_start > 0 && key_char(at(s, k_start - 1)) {
+            k_start -= 1;
+        }
+        let word = s.get(k_start..k_end).unwrap_or_default();
+        if word.len() < 3 || !boundary_before(s, k_start) {
             continue;
         }
-        let word_len = span(&lower, i, key_char);
-        let word = lower.get(i..i + word_len).unwrap_or_default();
         // Keys like MY_DB_PASSWORD or app.secret end in one of the names.
         let hit = SECRET_KEYS.iter().find(|k| {
-            word.ends_with(k.as_bytes())
+            let k = k.as_bytes();
+            word.len() >= k.len()
+                && word
+                    .get(word.len() - k.len()..)
+                    .is_some_and(|tail| tail.eq_ignore_ascii_case(k))
                 && (word.len() == k.len() || matches!(at(word, word.len() - k.len() - 1), b'_' | b'-' | b'.'))
         });
-        let mut j = i + word_len;
-        if hit.is_none() {
-            i = j.max(i + 1);
-            continue;
-        }
-        // Optional closing quote, spaces, then = or :, spaces, optional opening quote.
-        if matches!(at(s, j), b'"' | b'\'') {
-            j += 1;
-        }
-        j += span(s, j, |b| b == b' ' || b == b'\t');
-        if !matches!(at(s, j), b'=' | b':') {
-            i = j.max(i + 1);
-            continue;
-        }
-        j += 1;
+        let Some(hit) = hit else { continue };
+        let mut j = sep + 1;
         j += span(s, j, |b| b == b' ' || b == b'\t');
         let quote = at(s, j);
         let (vstart, vlen) = if quote == b'"' || quote == b'\'' {
-            let v = span(s, j + 1, |b| b != quote && b != b'\n');
-            (j + 1, v)
+            (j + 1, span(s, j + 1, |b| b != quote && b != b'\n'))
         } else {
             (
                 j,
@@ -357,7 +391,7 @@ fn assignments(s: &[u8], out: &mut Vec<Match>) {
         let placeholder =
             value.starts_with(b"[REDACTED") || value.starts_with(b"<") || value.starts_with(b"$");
         if vlen >= 6 && !placeholder {
-            let kind = if hit == Some(&"aws_secret_access_key") {
+            let kind = if *hit == "aws_secret_access_key" {
                 Kind::AwsSecretKey
             } else {
                 Kind::Password
@@ -367,10 +401,10 @@ fn assignments(s: &[u8], out: &mut Vec<Match>) {
                 end: vstart + vlen,
                 kind,
                 label: None,
-                ctx: i,
+                ctx: k_start,
             });
+            pos = pos.max(vstart + vlen);
         }
-        i = (vstart + vlen).max(i + 1);
     }
 }
 

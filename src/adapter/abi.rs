@@ -26,7 +26,7 @@ const STREAM_HTTP_REQUEST: u32 = 0;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostError(pub u32);
 
-type R<T> = Result<T, HostError>;
+pub type R<T> = Result<T, HostError>;
 
 extern "C" {
     fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;

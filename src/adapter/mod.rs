@@ -52,55 +52,37 @@ impl log::Log for HostLogger {
     fn flush(&self) {}
 }
 
-/// Counters by name, defined on first use (the names come from finite sets: decisions,
+/// Metrics by name, defined on first use (the names come from finite sets: decisions,
 /// reason codes, outcomes). One registry per VM; Envoy sums plugins that share a name.
-struct Counters(RefCell<HashMap<String, u32>>);
+struct Metrics(RefCell<HashMap<String, u32>>);
 
-impl Counters {
-    fn add(&self, name: &str, by: u64) {
-        let Ok(mut ids) = self.0.try_borrow_mut() else {
-            return;
-        };
-        let id = match ids.get(name) {
-            Some(id) => *id,
-            None => match abi::define_counter(name) {
-                Ok(id) => {
-                    ids.insert(name.to_string(), id);
-                    id
-                }
-                Err(_) => return,
-            },
-        };
-        let _ = abi::increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX));
+impl Metrics {
+    /// The id of `name`, defining it with `define` the first time.
+    fn id(&self, name: &str, define: fn(&str) -> abi::R<u32>) -> Option<u32> {
+        let mut ids = self.0.try_borrow_mut().ok()?;
+        if let Some(id) = ids.get(name) {
+            return Some(*id);
+        }
+        let id = define(name).ok()?;
+        ids.insert(name.to_string(), id);
+        Some(id)
     }
 }
 
 thread_local! {
-    static COUNTERS: Counters = Counters(RefCell::new(HashMap::new()));
+    static METRICS: Metrics = Metrics(RefCell::new(HashMap::new()));
 }
 
 fn count(name: &str, by: u64) {
-    COUNTERS.with(|c| c.add(name, by));
+    if let Some(id) = METRICS.with(|m| m.id(name, abi::define_counter)) {
+        let _ = abi::increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX));
+    }
 }
 
-/// Sets a gauge (defined on first use; ids cached with the counters, names are distinct).
 fn gauge(name: &str, value: u64) {
-    COUNTERS.with(|c| {
-        let Ok(mut ids) = c.0.try_borrow_mut() else {
-            return;
-        };
-        let id = match ids.get(name) {
-            Some(id) => *id,
-            None => match abi::define_gauge(name) {
-                Ok(id) => {
-                    ids.insert(name.to_string(), id);
-                    id
-                }
-                Err(_) => return,
-            },
-        };
+    if let Some(id) = METRICS.with(|m| m.id(name, abi::define_gauge)) {
         let _ = abi::record_metric(id, value);
-    });
+    }
 }
 
 struct HostStore;
@@ -1298,6 +1280,7 @@ impl HttpContext for WardenHttp {
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let held = matches!(self.response, ResponseInspection::Json { .. });
         // The upstream credential is removed first, from whatever comes back.
+        let mut scrubbed_size = None;
         if let Some(scrub) = &mut self.scrub {
             if !held || end_of_stream {
                 let chunk = abi::get_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size)
@@ -1313,19 +1296,14 @@ impl HttpContext for WardenHttp {
                 } else {
                     scrub.feed(&chunk, end_of_stream)
                 };
-                if out != chunk {
-                    let _ = abi::set_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size, &out);
+                if out != chunk && abi::set_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size, &out).is_ok()
+                {
+                    // Later stages see the scrubbed chunk, whose length we know.
+                    scrubbed_size = Some(out.len());
                 }
             }
         }
-        let body_size = if self.scrub.is_some() {
-            abi::get_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, usize::MAX)
-                .ok()
-                .flatten()
-                .map_or(body_size, |b| b.len())
-        } else {
-            body_size
-        };
+        let body_size = scrubbed_size.unwrap_or(body_size);
         // A held body is re-delivered whole each time: meter it once, at the end.
         if self.meter.is_some() && (!held || end_of_stream) {
             let chunk = abi::get_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size)

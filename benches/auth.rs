@@ -6,7 +6,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use llm_warden::auth::{Authenticator, Verdict};
 use llm_warden::config::Config;
-use llm_warden::host::{SharedStore, StoreWrite};
+use llm_warden::host::memory::MemStore;
 use serde_json::{json, Value};
 use std::hint::black_box;
 use std::time::Instant;
@@ -14,16 +14,6 @@ use std::time::Instant;
 const ISS: &str = "https://bench.idp";
 const NOW: u64 = 1_800_000_000;
 const HMAC: &[u8] = b"bench-hmac-secret-bench-hmac-secret!!";
-
-struct NoStore;
-impl SharedStore for NoStore {
-    fn get(&self, _: &str) -> Option<(Vec<u8>, u32)> {
-        None
-    }
-    fn set(&self, _: &str, _: &[u8], _: Option<u32>) -> StoreWrite {
-        StoreWrite::Failed
-    }
-}
 
 fn b64(b: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(b)
@@ -135,7 +125,7 @@ fn main() {
 }
 
 fn run(auth: &mut Authenticator, header: &str) {
-    match auth.authenticate(Some(black_box(header)), NOW, &NoStore, false) {
+    match auth.authenticate(Some(black_box(header)), NOW, &MemStore::default(), false) {
         Verdict::Allow(id) => {
             black_box(id);
         }

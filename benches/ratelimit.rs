@@ -2,31 +2,12 @@
 //! and one token limit, each a shared-data read + CAS write), against an in-memory store with
 //! the same get/set contract as Envoy's shared data. Prints figures; asserts nothing.
 
-use llm_warden::host::{SharedStore, StoreWrite};
+use llm_warden::host::memory::MemStore;
 use llm_warden::ratelimit::{
     admit_all, key_hash, settle, KeyBy, Kind, Limit, LimitSpec, ModelScope, SlotTable,
 };
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::Instant;
-
-#[derive(Default)]
-struct Store(RefCell<HashMap<String, (Vec<u8>, u32)>>);
-impl SharedStore for Store {
-    fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
-        self.0.borrow().get(key).cloned()
-    }
-    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> StoreWrite {
-        let mut m = self.0.borrow_mut();
-        let cur = m.get(key).map_or(0, |(_, c)| *c);
-        if cas.is_some_and(|c| c != cur) {
-            return StoreWrite::CasMismatch;
-        }
-        m.insert(key.to_string(), (value.to_vec(), cur + 1));
-        StoreWrite::Written
-    }
-}
 
 fn spec(name: &str, kind: Kind, amount: u64) -> LimitSpec {
     LimitSpec {
@@ -43,7 +24,7 @@ fn spec(name: &str, kind: Kind, amount: u64) -> LimitSpec {
 }
 
 fn main() {
-    let store = Store::default();
+    let store = MemStore::default();
     let table = SlotTable::new("bench", 16384);
     let specs = [
         spec("rpm", Kind::Requests, u64::MAX / 2),

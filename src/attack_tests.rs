@@ -3,7 +3,7 @@
 
 use crate::auth::{Authenticator, Verdict};
 use crate::config::Config;
-use crate::host::testing::MemStore;
+use crate::host::memory::MemStore;
 use crate::reason::Reason;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;

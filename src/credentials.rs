@@ -354,7 +354,7 @@ pub fn credential_subject(token: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::testing::MemStore;
+    use crate::host::memory::MemStore;
     use serde_json::json;
 
     fn env(name: &str) -> Option<String> {

@@ -38,44 +38,31 @@ pub trait HttpCaller {
     fn get(&self, cluster: &str, authority: &str, path: &str, timeout_ms: u64) -> Result<u32, DispatchError>;
 }
 
-#[cfg(test)]
-pub mod testing {
-    use super::*;
-    use std::cell::{Cell, RefCell};
+/// An in-process store with Envoy's shared-data contract (CAS versions, unconditional write
+/// with `None`), for tests, benchmarks and fuzzing of the core outside Envoy.
+pub mod memory {
+    use super::{SharedStore, StoreWrite};
+    use std::cell::RefCell;
     use std::collections::HashMap;
-
-    pub struct FixedClock(pub Cell<u64>);
-    impl FixedClock {
-        pub fn at(secs: u64) -> Self {
-            FixedClock(Cell::new(secs))
-        }
-        pub fn advance(&self, secs: u64) {
-            self.0.set(self.0.get() + secs);
-        }
-    }
-    impl Clock for FixedClock {
-        fn now_unix_secs(&self) -> u64 {
-            self.0.get()
-        }
-    }
 
     #[derive(Default)]
     pub struct MemStore {
         pub data: RefCell<HashMap<String, (Vec<u8>, u32)>>,
     }
+
     impl SharedStore for MemStore {
         fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
-            self.data.borrow().get(key).cloned()
+            self.data.try_borrow().ok()?.get(key).cloned()
         }
         fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> StoreWrite {
-            let mut d = self.data.borrow_mut();
-            let current = d.get(key).map(|(_, c)| *c).unwrap_or(0);
-            if let Some(c) = cas {
-                if c != current {
-                    return StoreWrite::CasMismatch;
-                }
+            let Ok(mut d) = self.data.try_borrow_mut() else {
+                return StoreWrite::Failed;
+            };
+            let current = d.get(key).map_or(0, |(_, c)| *c);
+            if cas.is_some_and(|c| c != current) {
+                return StoreWrite::CasMismatch;
             }
-            d.insert(key.to_string(), (value.to_vec(), current + 1));
+            d.insert(key.to_string(), (value.to_vec(), current.wrapping_add(1)));
             StoreWrite::Written
         }
     }

@@ -251,7 +251,7 @@ pub fn format_reset(ns: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::testing::MemStore;
+    use crate::host::memory::MemStore;
     use std::cell::Cell;
 
     const S: u64 = 1_000_000_000;
@@ -663,7 +663,7 @@ pub fn settle(table: &SlotTable, store: &dyn SharedStore, now: u64, pending: &[P
 #[cfg(test)]
 mod admission_tests {
     use super::*;
-    use crate::host::testing::MemStore;
+    use crate::host::memory::MemStore;
 
     const S: u64 = 1_000_000_000;
 

@@ -3,18 +3,8 @@
 use libfuzzer_sys::fuzz_target;
 use llm_warden::auth::{Authenticator, Verdict};
 use llm_warden::config::Config;
-use llm_warden::host::{SharedStore, StoreWrite};
+use llm_warden::host::memory::MemStore;
 use std::cell::RefCell;
-
-struct NoStore;
-impl SharedStore for NoStore {
-    fn get(&self, _: &str) -> Option<(Vec<u8>, u32)> {
-        None
-    }
-    fn set(&self, _: &str, _: &[u8], _: Option<u32>) -> StoreWrite {
-        StoreWrite::Failed
-    }
-}
 
 const CONFIG: &str = r#"{"issuers": [
   {"name": "a", "issuer": "https://a", "audiences": ["llm"], "jwks": {"inline": {"keys": [
@@ -35,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
         let mut a = a.borrow_mut();
         for header in [text.to_string(), format!("Bearer {text}")] {
             // Without the private keys nothing can verify: an Allow would be a bypass.
-            if let Verdict::Allow(_) = a.authenticate(Some(&header), 1_800_000_000, &NoStore, true) {
+            if let Verdict::Allow(_) = a.authenticate(Some(&header), 1_800_000_000, &MemStore::default(), true) {
                 panic!("unsigned input accepted: {header:?}");
             }
         }

@@ -5,35 +5,13 @@ use crate::auth::{Authenticator, Verdict};
 use crate::config::Config;
 use crate::host::memory::MemStore;
 use crate::reason::Reason;
+use crate::test_keys::{b64, keys};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use serde_json::{json, Value};
-use std::sync::OnceLock;
 
 const ISS: &str = "https://idp.test";
 const NOW: u64 = 1_800_000_000;
-
-fn b64(b: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(b)
-}
-
-struct Keys {
-    rsa: rsa::RsaPrivateKey,
-    p256: p256::ecdsa::SigningKey,
-    ed: ed25519_dalek::SigningKey,
-}
-
-fn keys() -> &'static Keys {
-    static K: OnceLock<Keys> = OnceLock::new();
-    K.get_or_init(|| {
-        let mut rng = rand_core::OsRng;
-        Keys {
-            rsa: rsa::RsaPrivateKey::new(&mut rng, 2048).unwrap(),
-            p256: p256::ecdsa::SigningKey::random(&mut rng),
-            ed: ed25519_dalek::SigningKey::generate(&mut rng),
-        }
-    })
-}
 
 fn jwks() -> Value {
     use rsa::traits::PublicKeyParts;

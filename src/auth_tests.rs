@@ -4,40 +4,13 @@ use crate::auth::{Authenticator, Verdict};
 use crate::config::Config;
 use crate::host::memory::MemStore;
 use crate::reason::Reason;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use crate::test_keys::{b64, keys};
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Value};
-use std::sync::OnceLock;
 
 const ISS: &str = "https://idp.test";
 const NOW: u64 = 1_800_000_000;
-
-fn b64(b: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(b)
-}
-
-/// One signing key per family; RSA generation is slow, so keys are made once.
-struct Keys {
-    rsa: rsa::RsaPrivateKey,
-    rsa2: rsa::RsaPrivateKey,
-    p256: p256::ecdsa::SigningKey,
-    p384: p384::ecdsa::SigningKey,
-    ed: ed25519_dalek::SigningKey,
-}
-
-fn keys() -> &'static Keys {
-    static K: OnceLock<Keys> = OnceLock::new();
-    K.get_or_init(|| {
-        let mut rng = rand_core::OsRng;
-        Keys {
-            rsa: rsa::RsaPrivateKey::new(&mut rng, 2048).unwrap(),
-            rsa2: rsa::RsaPrivateKey::new(&mut rng, 2048).unwrap(),
-            p256: p256::ecdsa::SigningKey::random(&mut rng),
-            p384: p384::ecdsa::SigningKey::random(&mut rng),
-            ed: ed25519_dalek::SigningKey::generate(&mut rng),
-        }
-    })
-}
 
 fn rsa_jwk(key: &rsa::RsaPrivateKey, kid: &str) -> Value {
     use rsa::traits::PublicKeyParts;
@@ -558,6 +531,11 @@ fn remote_auth(extra: Value) -> Authenticator {
     .unwrap()
 }
 
+/// The JWKS endpoint answers 200 with `keys`.
+fn serve(auth: &mut Authenticator, store: &MemStore, at: u64, keys: &[Value]) -> crate::jwks::FetchResult {
+    auth.on_fetch(0, at, store, Some(200), Some(&doc(keys)))
+}
+
 fn doc(keys: &[Value]) -> Vec<u8> {
     json!({ "keys": keys }).to_string().into_bytes()
 }
@@ -576,13 +554,7 @@ fn remote_keys_are_fetched_then_shared_between_workers() {
         auth_at(&mut worker_a, &store, &t, NOW, true),
         Verdict::Fetch { issuer: 0 }
     ));
-    let r = worker_a.on_fetch(
-        0,
-        NOW,
-        &store,
-        Some(200),
-        Some(&doc(&[rsa_jwk(&keys().rsa, "rsa")])),
-    );
+    let r = serve(&mut worker_a, &store, NOW, &[rsa_jwk(&keys().rsa, "rsa")]);
     assert_eq!(r, crate::jwks::FetchResult::Updated { keys: 1, skipped: 0 });
     assert_eq!(
         reason(&auth_at(&mut worker_a, &store, &t, NOW, false)),
@@ -616,13 +588,7 @@ fn refresh_is_claimed_by_one_worker_and_rate_limited() {
     let store = MemStore::default();
     let mut a = remote_auth(json!({}));
     let mut b = remote_auth(json!({}));
-    a.on_fetch(
-        0,
-        NOW,
-        &store,
-        Some(200),
-        Some(&doc(&[rsa_jwk(&keys().rsa, "rsa")])),
-    );
+    serve(&mut a, &store, NOW, &[rsa_jwk(&keys().rsa, "rsa")]);
     assert!(a.tick(NOW + 30, &store).is_empty());
     assert_eq!(a.tick(NOW + 60, &store), vec![0], "due after refresh_interval_s");
     assert!(b.tick(NOW + 60, &store).is_empty(), "lease held by worker A");
@@ -636,13 +602,7 @@ fn refresh_is_claimed_by_one_worker_and_rate_limited() {
 fn stale_keys_serve_until_max_staleness_then_503() {
     let store = MemStore::default();
     let mut auth = remote_auth(json!({}));
-    auth.on_fetch(
-        0,
-        NOW,
-        &store,
-        Some(200),
-        Some(&doc(&[rsa_jwk(&keys().rsa, "rsa")])),
-    );
+    serve(&mut auth, &store, NOW, &[rsa_jwk(&keys().rsa, "rsa")]);
     let mut c = claims();
     c["iat"] = json!(NOW);
     c["exp"] = json!(NOW + 900);
@@ -667,13 +627,7 @@ fn stale_keys_serve_until_max_staleness_then_503() {
         auth_at(&mut auth, &store, &t, NOW + 602, true),
         Verdict::Fetch { .. }
     ));
-    auth.on_fetch(
-        0,
-        NOW + 602,
-        &store,
-        Some(200),
-        Some(&doc(&[rsa_jwk(&keys().rsa, "rsa")])),
-    );
+    serve(&mut auth, &store, NOW + 602, &[rsa_jwk(&keys().rsa, "rsa")]);
     assert_eq!(
         reason(&auth_at(&mut auth, &store, &t, NOW + 602, false)),
         Reason::Ok
@@ -684,25 +638,13 @@ fn stale_keys_serve_until_max_staleness_then_503() {
 fn unknown_kid_refetches_at_most_once_per_interval() {
     let store = MemStore::default();
     let mut auth = remote_auth(json!({}));
-    auth.on_fetch(
-        0,
-        NOW,
-        &store,
-        Some(200),
-        Some(&doc(&[rsa_jwk(&keys().rsa, "rsa")])),
-    );
+    serve(&mut auth, &store, NOW, &[rsa_jwk(&keys().rsa, "rsa")]);
     let rotated = token("ES256", claims());
     assert!(matches!(
         auth_at(&mut auth, &store, &rotated, NOW + 1, true),
         Verdict::Fetch { .. }
     ));
-    auth.on_fetch(
-        0,
-        NOW + 1,
-        &store,
-        Some(200),
-        Some(&doc(&[rsa_jwk(&keys().rsa, "rsa")])),
-    );
+    serve(&mut auth, &store, NOW + 1, &[rsa_jwk(&keys().rsa, "rsa")]);
     assert_eq!(
         reason(&auth_at(&mut auth, &store, &rotated, NOW + 1, false)),
         Reason::UnknownKey
@@ -717,12 +659,11 @@ fn unknown_kid_refetches_at_most_once_per_interval() {
         auth_at(&mut auth, &store, &rotated, NOW + 31, true),
         Verdict::Fetch { .. }
     ));
-    auth.on_fetch(
-        0,
-        NOW + 31,
+    serve(
+        &mut auth,
         &store,
-        Some(200),
-        Some(&doc(&[rsa_jwk(&keys().rsa, "rsa"), p256_jwk("p256")])),
+        NOW + 31,
+        &[rsa_jwk(&keys().rsa, "rsa"), p256_jwk("p256")],
     );
     assert_eq!(
         reason(&auth_at(&mut auth, &store, &rotated, NOW + 31, false)),
@@ -734,13 +675,7 @@ fn unknown_kid_refetches_at_most_once_per_interval() {
 fn bad_jwks_responses_never_replace_good_keys() {
     let store = MemStore::default();
     let mut auth = remote_auth(json!({"max_bytes": 2048}));
-    auth.on_fetch(
-        0,
-        NOW,
-        &store,
-        Some(200),
-        Some(&doc(&[rsa_jwk(&keys().rsa, "rsa")])),
-    );
+    serve(&mut auth, &store, NOW, &[rsa_jwk(&keys().rsa, "rsa")]);
     let huge = json!({"keys": [rsa_jwk(&keys().rsa, "rsa")], "padding": "x".repeat(4096)})
         .to_string()
         .into_bytes();
@@ -780,17 +715,16 @@ fn bad_jwks_responses_never_replace_good_keys() {
 fn removed_key_invalidates_cached_tokens() {
     let store = MemStore::default();
     let mut auth = remote_auth(json!({}));
-    auth.on_fetch(
-        0,
-        NOW,
+    serve(
+        &mut auth,
         &store,
-        Some(200),
-        Some(&doc(&[rsa_jwk(&keys().rsa, "rsa"), p256_jwk("p256")])),
+        NOW,
+        &[rsa_jwk(&keys().rsa, "rsa"), p256_jwk("p256")],
     );
     let t = token("RS256", claims());
     assert_eq!(reason(&auth_at(&mut auth, &store, &t, NOW, false)), Reason::Ok);
     // The RSA key is withdrawn (compromised): the cached token must not keep working.
-    auth.on_fetch(0, NOW + 1, &store, Some(200), Some(&doc(&[p256_jwk("p256")])));
+    serve(&mut auth, &store, NOW + 1, &[p256_jwk("p256")]);
     assert_eq!(
         reason(&auth_at(&mut auth, &store, &t, NOW + 2, false)),
         Reason::UnknownKey

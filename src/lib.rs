@@ -40,6 +40,8 @@ mod attack_tests;
 mod auth_tests;
 #[cfg(test)]
 mod policy_tests;
+#[cfg(test)]
+mod test_keys;
 
 #[cfg(target_arch = "wasm32")]
 mod adapter;

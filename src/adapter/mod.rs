@@ -1031,11 +1031,7 @@ impl WardenHttp {
         let plugin = self.plugin.clone()?;
         let idx = self.policy?;
         let passes = self.decision.as_ref().is_some_and(Decision::passes);
-        let has = plugin
-            .authz
-            .as_ref()
-            .and_then(|a| a.policy(idx))
-            .is_some_and(|p| p.redaction.is_some());
+        let has = redaction_spec(&plugin, idx).is_some();
         (passes && has && self.phase == Phase::Forwarded).then_some((plugin, idx))
     }
 
@@ -1044,13 +1040,10 @@ impl WardenHttp {
         if self.redactions.is_empty() {
             return;
         }
-        let monitor = self.redaction().and_then(|(p, i)| {
-            p.authz
-                .as_ref()
-                .and_then(|a| a.policy(i))
-                .and_then(|p| p.redaction.as_ref())
-                .map(|r| r.mode)
-        }) == Some(Mode::Monitor);
+        let monitor = self
+            .redaction()
+            .and_then(|(p, i)| redaction_spec(&p, i).map(|r| r.mode))
+            == Some(Mode::Monitor);
         for (kind, n) in &self.redactions {
             count(
                 &format!(
@@ -1089,6 +1082,11 @@ impl WardenHttp {
         }
         self.publish_audit();
     }
+}
+
+/// The redaction of a policy of this plugin.
+fn redaction_spec(plugin: &Plugin, policy: usize) -> Option<&crate::policy::RedactionSpec> {
+    plugin.authz.as_ref()?.policy(policy)?.redaction.as_ref()
 }
 
 /// Removes every client-sent header carrying our identity prefix (anti-spoofing).
@@ -1383,12 +1381,7 @@ impl HttpContext for WardenHttp {
                     }
                     JsonVerdict::Pass => {
                         if let Some((plugin, idx)) = redaction.clone() {
-                            if let Some(spec) = plugin
-                                .authz
-                                .as_ref()
-                                .and_then(|a| a.policy(idx))
-                                .and_then(|p| p.redaction.as_ref())
-                            {
+                            if let Some(spec) = redaction_spec(&plugin, idx) {
                                 let mut r = Redactor {
                                     detectors: &spec.detectors,
                                     replacement: &spec.replacement,
@@ -1426,12 +1419,7 @@ impl HttpContext for WardenHttp {
                 }
                 let mut redaction_mode = None;
                 if let (Some(red), Some((plugin, idx))) = (redact, redaction.clone()) {
-                    if let Some(spec) = plugin
-                        .authz
-                        .as_ref()
-                        .and_then(|a| a.policy(idx))
-                        .and_then(|p| p.redaction.as_ref())
-                    {
+                    if let Some(spec) = redaction_spec(&plugin, idx) {
                         let mut r = Redactor {
                             detectors: &spec.detectors,
                             replacement: &spec.replacement,
@@ -1461,12 +1449,7 @@ impl HttpContext for WardenHttp {
                     .flatten()
                     .unwrap_or_default();
                 if let Some((plugin, idx)) = redaction.clone() {
-                    if let Some(spec) = plugin
-                        .authz
-                        .as_ref()
-                        .and_then(|a| a.policy(idx))
-                        .and_then(|p| p.redaction.as_ref())
-                    {
+                    if let Some(spec) = redaction_spec(&plugin, idx) {
                         let mut r = Redactor {
                             detectors: &spec.detectors,
                             replacement: &spec.replacement,

@@ -21,7 +21,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "demo"))
 import envoy_run  # noqa: E402
-import servers  # noqa: E402
 import tokens  # noqa: E402
 
 ISS = "https://bench.local"

@@ -146,7 +146,7 @@ def main():
         failures.append(f"over-admission: {over} (max {allowed_max})")
     if end_rss - start_rss > MAX_GROWTH_MB:
         failures.append(f"memory grew {end_rss - start_rss:.1f} MiB (> {MAX_GROWTH_MB})")
-    if "panicked at" in log or "Uncaught RuntimeError" in log:
+    if envoy_run.has_trap(log):
         failures.append("Wasm trap in Envoy's log")
     if failures:
         raise SystemExit("soak FAILED: " + "; ".join(failures))

@@ -178,6 +178,11 @@ class Envoy:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def assert_no_trap(self):
+        """A panic traps the Wasm VM and Envoy answers 503 until reload: never acceptable."""
+        log = self.log()
+        assert not has_trap(log), log[-4000:]
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -186,6 +191,10 @@ class Envoy:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def has_trap(log: str) -> bool:
+    return "panicked at" in log or "Uncaught RuntimeError" in log
 
 
 def validate(config_path: Path) -> subprocess.CompletedProcess:

@@ -7,9 +7,8 @@ import urllib.request
 import uuid
 
 import pytest
-from conftest import ISS, Response, Stack
+from conftest import Response, Stack
 
-import envoy_run
 import tokens
 
 ADMIN_ISS = "https://admins.test"
@@ -142,7 +141,7 @@ def test_forbidden_tool_in_streamed_response_is_blocked_and_audited(stack):
     assert "Let me check." in text  # content before the tool call passes
     assert "tool_not_permitted" in text and text.rstrip().endswith("data: [DONE]")
     assert "secret_arg" not in text and '"name": "transfer_funds"' not in text
-    record = wait_record(stack, jti)
+    record = stack.record(jti)
     assert record["decision"] == "deny" and record["reason"] == "tool_call_blocked"
     assert record["blocked_tool"] == "transfer_funds"
     ok = stack.call(user_token(stack), body=chat(stream=True, tools=DECLARED),
@@ -150,21 +149,11 @@ def test_forbidden_tool_in_streamed_response_is_blocked_and_audited(stack):
     assert "search_web" in ok.body.decode() and "secret_arg" in ok.body.decode()
 
 
-def wait_record(stack, jti):
-    deadline = time.time() + 5
-    while time.time() < deadline:
-        for _, rec in stack.access_records():
-            if rec and rec.get("jti") == jti:
-                return rec
-        time.sleep(0.1)
-    raise AssertionError(f"no audit record for {jti}")
-
-
 def test_audit_names_route_policy_rule_model_tools(stack):
     jti = uuid.uuid4().hex
     tools = [{"type": "function", "function": {"name": "search_docs"}}]
     assert stack.call(user_token(stack, jti=jti), body=chat("llama-3", tools=tools)).status == 200
-    rec = wait_record(stack, jti)
+    rec = stack.record(jti)
     assert rec["route"] == "inference" and rec["policy"] == "inference" and rec["rule"] == "chat-users"
     assert rec["model"] == "llama-3" and rec["tools"] == ["search_docs"] and rec["action"] == "chat"
     assert rec["decision"] == "allow"
@@ -241,7 +230,7 @@ def test_monitor_mode_lets_through_and_audits_would_deny(tmp_path, keys):
         jti = uuid.uuid4().hex
         r = s.call(user_token(s, jti=jti), body=chat("gpt-5"))
         assert r.status == 200
-        rec = wait_record(s, jti)
+        rec = s.record(jti)
         assert rec["decision"] == "would_deny" and rec["reason"] == "model_not_permitted"
     finally:
         s.stop()

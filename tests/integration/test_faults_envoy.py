@@ -6,8 +6,6 @@ import socket
 import time
 
 import pytest
-import tokens
-from conftest import Stack
 
 POLICY = {"authorization": {
     "routes": [{"match": {"path_prefix": "/"}, "policy": "p"}],
@@ -17,18 +15,8 @@ POLICY = {"authorization": {
 
 
 @pytest.fixture()
-def make(tmp_path, keys):
-    stacks = []
-
-    def _make(**kw):
-        d = tmp_path / f"s{len(stacks)}"
-        d.mkdir()
-        s = Stack(d, [keys["ES256"]], **kw)
-        stacks.append(s)
-        return s
-    yield _make
-    for s in stacks:
-        s.stop()
+def make(stack_factory):
+    return stack_factory
 
 
 def chat(**extra):

@@ -72,8 +72,7 @@ def two_envoys(tmp_path):
     yield key, envoys, rls
     for e in envoys:
         e.stop()
-        log = e.log()
-        assert "panicked at" not in log and "Uncaught RuntimeError" not in log
+        e.assert_no_trap()
     for r in rls:
         r.stop()
     jwks.stop()

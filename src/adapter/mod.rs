@@ -717,13 +717,7 @@ impl WardenHttp {
                 Step::Forward
             }
             Some(d) => {
-                let reply = forbidden_reply(d, realm);
-                if let Some(a) = &mut self.audit {
-                    a.decision = "deny";
-                    a.reason = d.code();
-                    a.status = reply.status;
-                }
-                self.send(&reply, d.code());
+                self.refuse(&forbidden_reply(d, realm), d.code());
                 Step::Replied
             }
         };
@@ -732,14 +726,18 @@ impl WardenHttp {
     }
 
     fn problem(&mut self, problem: RequestProblem) -> Step {
-        let reply = problem.reply();
+        self.refuse(&problem.reply(), problem.code());
+        Step::Replied
+    }
+
+    /// Records a refusal in the audit record and sends its reply.
+    fn refuse(&mut self, reply: &Reply, reason: &'static str) {
         if let Some(a) = &mut self.audit {
             a.decision = "deny";
-            a.reason = problem.code();
+            a.reason = reason;
             a.status = reply.status;
         }
-        self.send(&reply, problem.code());
-        Step::Replied
+        self.send(reply, reason);
     }
 
     /// Reads the complete request body and authorizes it. True: let the request go on.
@@ -954,12 +952,7 @@ impl WardenHttp {
                 "type": "server_error", "param": null, "code": "upstream_credential_unavailable"}})
             .to_string(),
         };
-        if let Some(a) = &mut self.audit {
-            a.decision = "deny";
-            a.reason = "upstream_credential_unavailable";
-            a.status = 503;
-        }
-        self.send(&reply, "upstream_credential_unavailable");
+        self.refuse(&reply, "upstream_credential_unavailable");
         CredStep::Failed
     }
 

@@ -132,6 +132,23 @@ class MockLLM(_Quiet):
                 self.close_connection = True
                 return
             if self.path.startswith("/text"):
+                split = int(self.headers.get("x-mock-split-every") or 0)
+                if split:
+                    # Separate network writes of `split` bytes, cutting through UTF-8
+                    # characters, so the filter sees the body in several chunks.
+                    data = reply.encode()
+                    self.send_response(200)
+                    self.send_header("content-type", "text/plain; charset=utf-8")
+                    self.send_header("transfer-encoding", "chunked")
+                    self.end_headers()
+                    for k in range(0, len(data), split):
+                        part = data[k:k + split]
+                        self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+                        self.wfile.flush()
+                        time.sleep(0.02)
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
+                    return
                 self._send(200, reply.encode(), "text/plain; charset=utf-8")
                 return
             if self.headers.get("x-mock-gzip"):

@@ -8,8 +8,9 @@
 //! number of events or network chunks is redacted as a whole, and the output does not depend
 //! on how the body was chunked. Held text is flushed at the end of its field or stream.
 
-use crate::redact::{open_private_key, Counts, Detectors, Replacement};
+use crate::redact::{Counts, Detectors, Match, Replacement};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Held text beyond this is released (redacted as far as it can be inspected) so memory
@@ -18,9 +19,20 @@ pub const MAX_HOLD: usize = 64 * 1024;
 
 #[derive(Debug, Default, Clone)]
 pub struct TextStream {
-    held: String,
-    /// The last emitted character: left context for the detectors' word boundaries.
-    context: Option<char>,
+    /// The last emitted character (left context for the detectors' word boundaries),
+    /// then the text not yet emitted. Kept in one buffer so a scan needs no copy.
+    buf: String,
+    /// Length of the context character at the start of `buf` (0 before any output).
+    ctx_len: usize,
+    /// Bytes of a UTF-8 character cut by a chunk boundary, completed by the next chunk.
+    pending: Vec<u8>,
+}
+
+impl TextStream {
+    /// The text not yet emitted.
+    fn held(&self) -> &str {
+        self.buf.get(self.ctx_len..).unwrap_or_default()
+    }
 }
 
 pub struct Redactor<'a> {
@@ -29,102 +41,149 @@ pub struct Redactor<'a> {
     pub counts: &'a mut Counts,
 }
 
+/// Counts one redaction; allocates only for the first of each type.
+pub(crate) fn count(counts: &mut Counts, name: &str) {
+    match counts.get_mut(name) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(name.to_string(), 1);
+        }
+    }
+}
+
+/// Where a chunk stops being complete UTF-8: the start of a character cut short at its end.
+fn complete_utf8_len(bytes: &[u8]) -> usize {
+    let len = bytes.len();
+    // A character is at most 4 bytes: look at the last 3 for the lead of a cut one.
+    for back in 1..=len.min(3) {
+        let b = bytes.get(len - back).copied().unwrap_or(0);
+        if b & 0xC0 == 0x80 {
+            continue; // continuation byte: keep looking for the lead
+        }
+        let needed = match b {
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF7 => 4,
+            _ => 1,
+        };
+        return if needed > back { len - back } else { len };
+    }
+    len
+}
+
 impl Redactor<'_> {
     pub fn text(&mut self, text: &str) -> String {
         crate::redact::redact(text, self.detectors, self.replacement, self.counts)
     }
 
-    /// Redacts `held[..cut]` with matches computed on the whole held text (plus context).
-    fn emit(&mut self, stream: &mut TextStream, cut: usize, all: bool) -> String {
-        let ctx = stream.context.map(String::from).unwrap_or_default();
-        let scan = format!("{ctx}{}", stream.held);
-        let off = ctx.len();
-        let matches = self.detectors.find(&scan);
-        let mut cut = cut;
+    /// Redacts the held text up to `cut` (relative to the held text) given the matches of
+    /// a scan of the whole buffer; keeps the rest held.
+    fn emit(&mut self, stream: &mut TextStream, matches: &[Match], cut: usize, all: bool) -> String {
+        let off = stream.ctx_len;
+        let mut cut = off + cut;
         if !all {
-            // Never cut through a match.
             // Never cut through a match, nor between a match and the context it needs.
-            for m in &matches {
-                if m.ctx < off + cut && m.end > off + cut {
-                    cut = cut.min(m.ctx.saturating_sub(off));
+            for m in matches {
+                if m.ctx < cut && m.end > cut {
+                    cut = cut.min(m.ctx.max(off));
                 }
             }
         }
-        let mut out = String::new();
-        let mut last = 0;
-        for m in matches.iter().filter(|m| m.start >= off && m.end <= off + cut) {
-            let (s, e) = (m.start - off, m.end - off);
-            out.push_str(stream.held.get(last..s).unwrap_or_default());
-            out.push_str(
-                &self
-                    .replacement
-                    .render(m, stream.held.get(s..e).unwrap_or_default()),
-            );
-            *self
-                .counts
-                .entry(m.label.clone().unwrap_or_else(|| m.kind.name().to_string()))
-                .or_insert(0) += 1;
-            last = e;
+        let mut out = String::with_capacity(cut - off.min(cut) + 64);
+        let mut last = off;
+        for m in matches.iter().filter(|m| m.start >= off && m.end <= cut) {
+            out.push_str(stream.buf.get(last..m.start).unwrap_or_default());
+            self.replacement
+                .render_into(&mut out, m, stream.buf.get(m.start..m.end).unwrap_or_default());
+            count(self.counts, m.label.as_deref().unwrap_or(m.kind.name()));
+            last = m.end;
         }
-        out.push_str(stream.held.get(last..cut).unwrap_or_default());
-        if let Some(c) = stream.held.get(..cut).and_then(|p| p.chars().last()) {
-            stream.context = Some(c);
-        }
-        stream.held = stream.held.get(cut..).unwrap_or_default().to_string();
+        out.push_str(stream.buf.get(last..cut).unwrap_or_default());
+        // Keep the last emitted character as the context of what stays held.
+        let ctx_start = stream
+            .buf
+            .get(..cut)
+            .and_then(|p| p.char_indices().next_back())
+            .map_or(cut, |(i, _)| i);
+        stream.buf.drain(..ctx_start);
+        stream.ctx_len = cut - ctx_start;
         out
+    }
+
+    /// Appends a chunk of bytes (a network chunk of a text body): a UTF-8 character cut
+    /// by the chunk boundary waits for the rest of it instead of becoming U+FFFD.
+    pub fn push_bytes(&mut self, stream: &mut TextStream, chunk: &[u8]) -> String {
+        let joined: Cow<[u8]> = if stream.pending.is_empty() {
+            Cow::Borrowed(chunk)
+        } else {
+            let mut v = std::mem::take(&mut stream.pending);
+            v.extend_from_slice(chunk);
+            Cow::Owned(v)
+        };
+        let complete = complete_utf8_len(&joined);
+        stream.pending = joined.get(complete..).unwrap_or_default().to_vec();
+        let bytes = joined.get(..complete).unwrap_or_default();
+        // `from_utf8` first: its ASCII fast path is several times quicker than the lossy
+        // decoder's, which is only needed for invalid input.
+        let text = match std::str::from_utf8(bytes) {
+            Ok(t) => Cow::Borrowed(t),
+            Err(_) => String::from_utf8_lossy(bytes),
+        };
+        self.push(stream, &text)
     }
 
     /// Appends a delta; returns the text that is now safe to emit.
     pub fn push(&mut self, stream: &mut TextStream, delta: &str) -> String {
-        stream.held.push_str(delta);
-        let runs = self.detectors.hold_runs();
-        let mut cut = start_of_last_runs(&stream.held, runs);
-        if let Some(pk) = open_private_key(stream.held.as_bytes()) {
+        stream.buf.push_str(delta);
+        let scan = self.detectors.scan(&stream.buf);
+        let held = stream.held();
+        let mut cut = start_of_last_runs(held, self.detectors.hold_runs());
+        let open_block = scan.open_block.map(|b| b.saturating_sub(stream.ctx_len));
+        if let Some(pk) = open_block {
             cut = cut.min(pk);
         }
-        if stream.held.len() > MAX_HOLD {
-            if let Some(pk) = open_private_key(stream.held.as_bytes()) {
+        if held.len() > MAX_HOLD {
+            if let Some(pk) = open_block {
                 // A private key block this long: redact everything from its start.
-                let before = self.emit_prefix(stream, pk);
+                let before = self.emit(stream, &scan.matches, pk, true);
                 let name = crate::redact::Kind::PrivateKey.name();
-                *self.counts.entry(name.to_string()).or_insert(0) += 1;
-                stream.held.clear();
+                count(self.counts, name);
+                stream.buf.truncate(stream.ctx_len);
                 return format!("{before}[REDACTED:{name}]");
             }
-            cut = stream.held.len() - MAX_HOLD / 2;
-            while !stream.held.is_char_boundary(cut) {
-                cut -= 1;
+            // Release all but the last MAX_HOLD / 2 bytes even without a safe cut.
+            let mut forced = held.len() - MAX_HOLD / 2;
+            while !held.is_char_boundary(forced) {
+                forced -= 1;
             }
+            cut = cut.max(forced);
         }
-        self.emit(stream, cut, false)
-    }
-
-    fn emit_prefix(&mut self, stream: &mut TextStream, cut: usize) -> String {
-        let mut head = TextStream {
-            held: stream.held.get(..cut).unwrap_or_default().to_string(),
-            context: stream.context,
-        };
-        let len = head.held.len();
-        self.emit(&mut head, len, true)
+        self.emit(stream, &scan.matches, cut, false)
     }
 
     /// Everything still held, redacted. A trailing run that looks like the start of a
     /// secret cut short (the body ended, e.g. the upstream closed mid-stream) is withheld as
     /// `[REDACTED:partial]`: no part of a secret reaches the client, even a truncated one.
     pub fn flush(&mut self, stream: &mut TextStream) -> String {
-        let len = stream.held.len();
-        if let Some(start) = partial_tail(&stream.held) {
+        if !stream.pending.is_empty() {
+            // The body ended inside a character.
+            let rest = String::from_utf8_lossy(&std::mem::take(&mut stream.pending)).into_owned();
+            stream.buf.push_str(&rest);
+        }
+        let scan = self.detectors.scan(&stream.buf);
+        let len = stream.held().len();
+        if let Some(start) = partial_tail(stream.held()) {
             // A match inside the tail means it was complete after all.
-            let complete = self.detectors.find(&stream.held).iter().any(|m| m.end > start);
+            let complete = scan.matches.iter().any(|m| m.end > stream.ctx_len + start);
             if !complete {
-                let mut out = self.emit(stream, start, true);
-                stream.held.clear();
-                *self.counts.entry("partial".to_string()).or_insert(0) += 1;
+                let mut out = self.emit(stream, &scan.matches, start, true);
+                stream.buf.truncate(stream.ctx_len);
+                count(self.counts, "partial");
                 out.push_str("[REDACTED:partial]");
                 return out;
             }
         }
-        self.emit(stream, len, true)
+        self.emit(stream, &scan.matches, len, true)
     }
 
     /// Redacts every string value of a JSON document (keys are left alone).
@@ -755,6 +814,49 @@ IBAN DE89 3704 0044 0532 0130 00. Key AKIAIOSFODNN7EXAMPLE and password = 'corre
     }
 
     #[test]
+    fn a_character_cut_by_a_chunk_boundary_is_not_mangled() {
+        let text = "Grüße, 日本語 and 🦀 from jane.doe@example.com — ok";
+        let d = Detectors::all();
+        let rep = Replacement::Tag;
+        let expected = redact(text, &d, &rep, &mut Counts::new());
+        for cut in 0..=text.len() {
+            let mut counts = Counts::new();
+            let mut r = redactor(&d, &rep, &mut counts);
+            let mut s = TextStream::default();
+            let (a, b) = text.as_bytes().split_at(cut);
+            let mut out = r.push_bytes(&mut s, a);
+            out.push_str(&r.push_bytes(&mut s, b));
+            out.push_str(&r.flush(&mut s));
+            assert_eq!(out, expected, "cut at byte {cut}");
+        }
+        // A body that ends inside a character: the stray bytes become U+FFFD, nothing is lost.
+        let mut counts = Counts::new();
+        let mut r = redactor(&d, &rep, &mut counts);
+        let mut s = TextStream::default();
+        let mut out = r.push_bytes(&mut s, "ok ".as_bytes());
+        out.push_str(&r.push_bytes(&mut s, &"🦀".as_bytes()[..2]));
+        out.push_str(&r.flush(&mut s));
+        assert_eq!(out, "ok \u{FFFD}");
+    }
+
+    #[test]
+    fn a_large_chunk_is_released_but_for_the_last_runs() {
+        // Envoy can hand over a whole 1 MiB body at once: only the last few runs may stay
+        // held (for a secret continuing in the next chunk), not MAX_HOLD / 2 bytes.
+        let d = Detectors::all();
+        let rep = Replacement::Tag;
+        let mut counts = Counts::new();
+        let mut r = redactor(&d, &rep, &mut counts);
+        let mut s = TextStream::default();
+        let body = "the model summarised the report for jane.doe@example.com today. ".repeat(4000);
+        let out = r.push(&mut s, &body);
+        assert!(s.held().len() < 100, "held {} bytes", s.held().len());
+        // The last address is within the held runs, redacted with the next chunk or at the end.
+        assert_eq!(r.counts.get("email"), Some(&3999));
+        assert!(out.len() + s.held().len() < body.len() && !out.contains("jane.doe"));
+    }
+
+    #[test]
     fn hold_back_is_bounded() {
         let d = Detectors::all();
         let rep = Replacement::Tag;
@@ -764,7 +866,7 @@ IBAN DE89 3704 0044 0532 0130 00. Key AKIAIOSFODNN7EXAMPLE and password = 'corre
         let mut emitted = 0;
         for _ in 0..200 {
             emitted += r.push(&mut s, &"x".repeat(1000)).len();
-            assert!(s.held.len() <= MAX_HOLD + 1000);
+            assert!(s.held().len() <= MAX_HOLD + 1000);
         }
         assert!(emitted > 100_000);
         // An unterminated private key that never ends is redacted whole, not leaked.

@@ -1448,7 +1448,7 @@ impl HttpContext for WardenHttp {
                             replacement: &spec.replacement,
                             counts: &mut self.redactions,
                         };
-                        let mut out = r.push(stream, &String::from_utf8_lossy(&chunk));
+                        let mut out = r.push_bytes(stream, &chunk);
                         if end_of_stream {
                             out.push_str(&r.flush(stream));
                         }

@@ -110,6 +110,18 @@ def test_plain_text_bodies_and_monitor_redaction(make):
     assert m.record(jti)["redactions"] == {"email": 1}
 
 
+def test_text_split_inside_characters_arrives_intact(make):
+    # Every network chunk ends inside a multi-byte character: the filter must join the
+    # pieces, not turn each half into U+FFFD.
+    text = "Grüße aus Köln — 日本語 🦀, mail jane.doe@example.com, ✓ done"
+    s = make(redaction={"detectors": ["pii"]})
+    r = s.call(s.token(), path="/text/report", body={},
+               headers={"x-mock-reply": text.encode("unicode_escape").decode("ascii"), "x-mock-split-every": "5"})
+    assert r.status == 200
+    assert r.body.decode("utf-8") == "Grüße aus Köln — 日本語 🦀, mail [REDACTED:email], ✓ done"
+    s.envoy.assert_no_trap()
+
+
 def test_compressed_responses_never_pass_unchecked(make):
     s = make(redaction={})
     r = s.call(s.token(), body=chat(), headers={"accept-encoding": "gzip", "x-mock-reply": "mail a@b.io"})

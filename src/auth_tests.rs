@@ -800,6 +800,23 @@ fn config_errors_name_the_field_path() {
             "invalid type",
         ),
         ("not json".to_string(), "", "expected"),
+        // Pretty-printed (positions on later lines), a missing field (reported on its
+        // object), a key holding an escaped quote, a map key.
+        (
+            serde_json::to_string_pretty(&json!({"issuers": [{"name": "i", "issuer": ISS, "audiences": ["a"],
+                "jwks": {"remote": {"cluster": "c", "path": "/j", "x\\\"y": 1}}}]}))
+            .unwrap(),
+            "issuers[0].jwks.remote.x\\\"y",
+            "unknown field",
+        ),
+        (base(json!({"name": "i", "audiences": ["a"], "jwks": {"inline": all_jwks()}})), "issuers[0]", "missing field `issuer`"),
+        (
+            json!({"issuers": [{"name": "i", "issuer": ISS, "audiences": ["a"], "jwks": {"inline": all_jwks()}}],
+                "authorization": {"routes": [], "policies": {"p-1": {"rules": [{"name": "r", "modelz": ["*"]}]}}}})
+            .to_string(),
+            "authorization.policies.p-1.rules[0].modelz",
+            "unknown field `modelz`",
+        ),
     ];
     for (doc, path, needle) in cases {
         let e = Config::parse(doc.as_bytes()).unwrap_err();

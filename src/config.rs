@@ -268,13 +268,10 @@ impl Config {
     /// Parses and validates; the error names the first offending field path.
     pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
-        let config: Config = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let message = e.inner().to_string();
-            // serde_path_to_error renders the root as ".".
+        let config: Config = serde::Deserialize::deserialize(&mut de).map_err(|e: serde_json::Error| {
             err(
-                if path == "." { String::new() } else { path },
-                strip_position(&message),
+                path_at(bytes, error_offset(bytes, e.line(), e.column())),
+                strip_position(&e.to_string()),
             )
         })?;
         de.end().map_err(|e| err("", strip_position(&e.to_string())))?;
@@ -481,6 +478,90 @@ fn is_header_name(s: &str) -> bool {
 }
 
 /// serde_json appends " at line 1 column 57"; the path already says where.
+/// Byte offset of serde_json's error position (1-based line, 1-based column of the last
+/// byte read).
+fn error_offset(json: &[u8], line: usize, column: usize) -> usize {
+    let line_start = if line <= 1 {
+        0
+    } else {
+        json.iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(line - 2)
+            .map_or(json.len(), |(i, _)| i + 1)
+    };
+    (line_start + column).saturating_sub(1)
+}
+
+/// The field path (`issuers[0].jwks.remote`) of what a JSON parser reads at byte `pos`:
+/// the subject of a deserialization error there. A key read up to `pos` is part of it (an
+/// unknown or badly typed field); an object closed at `pos` is not (a missing field is
+/// reported on the object). Tracking the path here instead of wrapping the deserializer
+/// (serde_path_to_error) keeps 60 KB of duplicated deserialization code out of the .wasm.
+fn path_at(json: &[u8], pos: usize) -> String {
+    enum Frame {
+        Object(Option<String>),
+        Array(usize),
+    }
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut expecting_key = false;
+    let mut i = 0;
+    while let Some(&b) = json.get(i).filter(|_| i <= pos) {
+        match b {
+            b'{' => {
+                stack.push(Frame::Object(None));
+                expecting_key = true;
+            }
+            b'[' => stack.push(Frame::Array(0)),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b',' => match stack.last_mut() {
+                Some(Frame::Object(_)) => expecting_key = true,
+                Some(Frame::Array(n)) => *n += 1,
+                None => {}
+            },
+            b'"' => {
+                let start = i + 1;
+                i = start;
+                while let Some(&c) = json.get(i) {
+                    match c {
+                        b'\\' => i += 2,
+                        b'"' => break,
+                        _ => i += 1,
+                    }
+                }
+                if expecting_key {
+                    if let Some(Frame::Object(key)) = stack.last_mut() {
+                        // Decoded, escapes and all, as the deserializer saw it.
+                        let quoted = json.get(start - 1..=i).unwrap_or_default();
+                        *key = Some(serde_json::from_slice(quoted).unwrap_or_else(|_| {
+                            String::from_utf8_lossy(json.get(start..i).unwrap_or_default()).into_owned()
+                        }));
+                    }
+                    expecting_key = false;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let mut path = String::new();
+    for frame in &stack {
+        match frame {
+            Frame::Object(Some(key)) => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+            }
+            Frame::Object(None) => {}
+            Frame::Array(n) => path.push_str(&format!("[{n}]")),
+        }
+    }
+    path
+}
+
 fn strip_position(message: &str) -> String {
     match message.find(" at line ") {
         Some(i) => message.get(..i).unwrap_or(message).to_string(),

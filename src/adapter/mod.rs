@@ -385,6 +385,8 @@ struct WardenHttp {
     credential_call: Option<u32>,
     /// The upstream credential sent: scrubbed from anything flowing back to the client.
     scrub: Option<CredentialScrub>,
+    /// The request headers as they arrived.
+    request_headers: Vec<(String, String)>,
 }
 
 /// Removes the upstream credential from response bodies (a backend echoing headers must
@@ -435,12 +437,6 @@ enum Step {
     Replied,
 }
 
-fn request_header(name: &str) -> Option<String> {
-    abi::get_header(abi::MAP_HTTP_REQUEST_HEADERS, name)
-        .ok()
-        .flatten()
-}
-
 fn property_text(path: &[&str]) -> Option<String> {
     abi::get_property(path)
         .ok()
@@ -449,6 +445,14 @@ fn property_text(path: &[&str]) -> Option<String> {
 }
 
 impl WardenHttp {
+    /// A request header as the request arrived (read once, in one hostcall).
+    fn request_header(&self, name: &str) -> Option<String> {
+        self.request_headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+
     fn new(plugin: Option<Rc<Plugin>>) -> WardenHttp {
         WardenHttp {
             plugin,
@@ -473,6 +477,7 @@ impl WardenHttp {
             caller_token: None,
             credential_call: None,
             scrub: None,
+            request_headers: Vec::new(),
         }
     }
 
@@ -484,12 +489,12 @@ impl WardenHttp {
             return Action::Pause;
         };
         let s = &plugin.settings;
-        strip_identity_headers(&s.identity_prefix);
+        strip_identity_headers(&s.identity_prefix, &self.request_headers);
         let Some(now_ms) = now_ms() else {
             self.deny(Reason::JwksUnavailable, None, &s.realm);
             return Action::Pause;
         };
-        let header = request_header(&s.token_header);
+        let header = self.request_header(&s.token_header);
         if let Some(h) = &header {
             if let Ok(auth) = plugin.auth.try_borrow() {
                 self.caller_token = auth.extract_token(Some(h)).ok().map(str::to_string);
@@ -562,12 +567,17 @@ impl WardenHttp {
         }
     }
 
-    fn view<'a>(&'a self, now: u64, body: Option<&'a BodyFacts>) -> RequestView<'a> {
+    fn view<'a>(
+        &'a self,
+        now: u64,
+        body: Option<&'a BodyFacts>,
+        header: &'a dyn Fn(&str) -> Option<String>,
+    ) -> RequestView<'a> {
         RequestView {
             endpoint: self.endpoint,
             source_ip: property_text(&["source", "address"]).and_then(|a| parse_source_address(&a)),
             now_unix: now,
-            header: &request_header,
+            header,
             body,
             model_outside_body: self.model_outside_body.clone(),
         }
@@ -577,11 +587,11 @@ impl WardenHttp {
         let Some(authz) = &plugin.authz else {
             return Step::Forward;
         };
-        let path = request_header(":path").unwrap_or_default();
+        let path = self.request_header(":path").unwrap_or_default();
         let route = property_text(&["xds", "route_name"]);
-        let host = request_header(":authority");
+        let host = self.request_header(":authority");
         self.endpoint = Endpoint::from_path(&path);
-        self.model_outside_body = authz.model_outside_body(&path, request_header);
+        self.model_outside_body = authz.model_outside_body(&path, |n| self.request_header(n));
         if let Some(a) = &mut self.audit {
             a.route = route.clone();
             a.action = Some(self.endpoint.action());
@@ -594,22 +604,26 @@ impl WardenHttp {
         let Some(policy) = authz.policy(policy_idx) else {
             return self.apply(no_route(), &plugin.settings.realm);
         };
-        let method = request_header(":method").unwrap_or_default();
+        let method = self.request_header(":method").unwrap_or_default();
         if policy.redaction.is_some() {
             // Responses are redacted: the upstream must answer uncompressed.
             let _ = abi::remove_header(abi::MAP_HTTP_REQUEST_HEADERS, "accept-encoding");
         }
         if self.endpoint.has_json_body() && method.eq_ignore_ascii_case("POST") {
-            let encoded =
-                request_header("content-encoding").is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
+            let encoded = self
+                .request_header("content-encoding")
+                .is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
             if encoded {
                 return self.problem(RequestProblem::Compressed);
             }
-            let declared = request_header("content-length").and_then(|l| l.trim().parse::<usize>().ok());
+            let declared = self
+                .request_header("content-length")
+                .and_then(|l| l.trim().parse::<usize>().ok());
             if declared.is_some_and(|l| l > authz.body_max_bytes) {
                 return self.problem(RequestProblem::TooLarge(authz.body_max_bytes));
             }
-            let view = self.view(now, None);
+            let header = |n: &str| self.request_header(n);
+            let view = self.view(now, None, &header);
             if policy.mode == Mode::Enforce && !policy.applies_to_anyone(identity, &view) {
                 // No rule for this caller: refuse without reading the body.
                 let decision = policy.decide(identity, &view);
@@ -622,7 +636,8 @@ impl WardenHttp {
             let _ = abi::remove_header(abi::MAP_HTTP_REQUEST_HEADERS, "accept-encoding");
             return Step::NeedBody;
         }
-        let view = self.view(now, None);
+        let header = |n: &str| self.request_header(n);
+        let view = self.view(now, None, &header);
         let decision = policy.decide(identity, &view);
         match self.apply(decision, &plugin.settings.realm) {
             Step::Forward => self.rate_limit(plugin, identity, None, 0),
@@ -777,7 +792,8 @@ impl WardenHttp {
             return matches!(step, Step::Forward);
         };
         let now = now_ms().unwrap_or(0) / 1000;
-        let decision = policy.decide(&identity, &self.view(now, Some(&facts)));
+        let header = |n: &str| self.request_header(n);
+        let decision = policy.decide(&identity, &self.view(now, Some(&facts), &header));
         let clamp = decision.clamp_to.filter(|_| decision.denial.is_none());
         let token_limited = authz.force_stream_usage
             || decision
@@ -979,10 +995,10 @@ impl WardenHttp {
     }
 
     fn record(&mut self, now_ms: u64, reason: Reason, status: u16, identity: Option<&Identity>) {
-        let path = request_header(":path");
+        let path = self.request_header(":path");
         let record = AuditRecord::new(now_ms, reason, status, identity).with_request(
             property_text(&["request", "id"]),
-            request_header(":method"),
+            self.request_header(":method"),
             path.as_deref(),
         );
         self.audit = Some(record);
@@ -1083,12 +1099,10 @@ fn redaction_spec(plugin: &Plugin, policy: usize) -> Option<&crate::policy::Reda
 }
 
 /// Removes every client-sent header carrying our identity prefix (anti-spoofing).
-fn strip_identity_headers(prefix: &str) {
-    if let Ok(names) = abi::get_header_names(abi::MAP_HTTP_REQUEST_HEADERS) {
-        for name in names {
-            if name.to_ascii_lowercase().starts_with(prefix) {
-                let _ = abi::remove_header(abi::MAP_HTTP_REQUEST_HEADERS, &name);
-            }
+fn strip_identity_headers(prefix: &str, headers: &[(String, String)]) {
+    for (name, _) in headers {
+        if name.to_ascii_lowercase().starts_with(prefix) {
+            let _ = abi::remove_header(abi::MAP_HTTP_REQUEST_HEADERS, name);
         }
     }
 }
@@ -1158,6 +1172,7 @@ impl Context for WardenHttp {
 impl HttpContext for WardenHttp {
     fn on_http_request_headers(&mut self, _: usize, end_of_stream: bool) -> Action {
         self.request_ended = end_of_stream;
+        self.request_headers = abi::get_headers(abi::MAP_HTTP_REQUEST_HEADERS).unwrap_or_default();
         self.start(true)
     }
 
@@ -1194,29 +1209,23 @@ impl HttpContext for WardenHttp {
         if self.phase != Phase::Forwarded {
             return Action::Continue;
         }
+        // Read once, in one hostcall; what is removed below is never looked up again.
+        let headers = abi::get_headers(abi::MAP_HTTP_RESPONSE_HEADERS).unwrap_or_default();
+        let header = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
         if let Some(scrub) = &self.scrub {
             // Never hand the upstream credential back, not even in a response header.
-            if let Ok(names) = abi::get_header_names(abi::MAP_HTTP_RESPONSE_HEADERS) {
-                for name in names {
-                    let value = abi::get_header(abi::MAP_HTTP_RESPONSE_HEADERS, &name)
-                        .ok()
-                        .flatten()
-                        .unwrap_or_default();
-                    if value
-                        .as_bytes()
-                        .windows(scrub.needle.len().max(1))
-                        .any(|w| w == scrub.needle.as_slice())
-                    {
-                        let _ = abi::remove_header(abi::MAP_HTTP_RESPONSE_HEADERS, &name);
-                    }
+            for (name, value) in &headers {
+                if value
+                    .as_bytes()
+                    .windows(scrub.needle.len().max(1))
+                    .any(|w| w == scrub.needle.as_slice())
+                {
+                    let _ = abi::remove_header(abi::MAP_HTTP_RESPONSE_HEADERS, name);
                 }
             }
             let _ = abi::remove_header(abi::MAP_HTTP_RESPONSE_HEADERS, "content-length");
         }
-        let status = abi::get_header(abi::MAP_HTTP_RESPONSE_HEADERS, ":status")
-            .ok()
-            .flatten()
-            .and_then(|s| s.parse::<u16>().ok());
+        let status = header(":status").and_then(|s| s.parse::<u16>().ok());
         if let (Some(record), Some(code)) = (&mut self.audit, status) {
             if record.decision != "deny" {
                 record.status = code;
@@ -1228,7 +1237,6 @@ impl HttpContext for WardenHttp {
                 let _ = abi::set_header(abi::MAP_HTTP_RESPONSE_HEADERS, &name, &value);
             }
         }
-        let header = |n: &str| abi::get_header(abi::MAP_HTTP_RESPONSE_HEADERS, n).ok().flatten();
         let ctype = header("content-type").unwrap_or_default().to_ascii_lowercase();
         let compressed = header("content-encoding").is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
         if self.meter_usage && self.endpoint.has_json_body() && !compressed {

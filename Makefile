@@ -108,12 +108,17 @@ bench: bench-auth wasm venv bench-deps
 	$(PY) bench/envoy_bench.py
 	@$(MAKE) --no-print-directory wasm-size
 
-# wrk (load) and binaryen (wasm-opt) from Debian, installed when missing.
+# wrk (load) and binaryen (wasm-opt) from Debian, installed when missing; oha (constant-
+# rate load for the half-load p99; wrk2 is not in Debian) from crates.io into .tools, once
+# (it compiles in about 6 minutes on 2 cores).
+OHA_VERSION := 1.16.0
 bench-deps:
 	@command -v wrk >/dev/null 2>&1 && command -v wasm-opt >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends wrk binaryen; }
+	@.tools/bin/oha --version 2>/dev/null | grep -q "$(OHA_VERSION)" || \
+	  cargo install oha --version $(OHA_VERSION) --locked --root .tools
 
 ## The .wasm after `wasm-opt -Oz` (target: <= 1 MiB).
 wasm-size: wasm bench-deps

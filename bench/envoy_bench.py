@@ -6,7 +6,8 @@ Set-ups (same upstream, same requests, same keys/tokens; several rounds, interle
   3. llm-warden: auth + model scope + request limit
   4. llm-warden: + streaming redaction (chat stream; and 1 MiB text bodies)
 Prints requests/s, p50/p99 latency and Envoy CPU per request for each, the ratios 3/2, 3/1,
-4/1, and p99 added at half load. Fails loudly when a set-up does not serve 200s.
+4/1, and p99 added at half load (oha at a constant rate). Fails loudly when a set-up does
+not serve 200s.
 """
 import json
 import os
@@ -79,6 +80,29 @@ SSE_BODY = "".join(
     "data: " + json.dumps({"id": "c", "object": "chat.completion.chunk", "model": "mock-gpt",
                            "choices": [{"index": 0, "delta": {"content": w + " "}, "finish_reason": None}]}) + "\n\n"
     for w in ("Hello from the benchmark upstream, mail ops@example.com for help " * 4).split()) + "data: [DONE]\n\n"
+
+
+HALF_LOAD_SECONDS = int(os.environ.get("BENCH_HALF_LOAD_SECONDS", "10"))
+OHA = ROOT / ".tools" / "bin" / "oha"
+
+
+def oha(url: str, token: str, body: bytes, rate: int) -> dict:
+    """Constant-rate load (open loop, latency corrected for coordinated omission)."""
+    if not OHA.exists():
+        raise SystemExit(f"{OHA} is missing: run `make bench-deps`")
+    out = subprocess.run(
+        [str(OHA), "-z", f"{HALF_LOAD_SECONDS}s", "-q", str(rate), "--latency-correction", "--no-tui",
+         "--output-format", "json", "-c", str(CONNECTIONS), "-m", "POST", "-H", "content-type: application/json",
+         "-H", f"authorization: Bearer {token}", "-d", body.decode(), url],
+        capture_output=True, text=True, check=True).stdout
+    d = json.loads(out)
+    codes = d.get("statusCodeDistribution") or {}
+    served = codes.get("200", 0)
+    # Requests cut off by the deadline are expected; anything else is a failure.
+    errors = {k: v for k, v in (d.get("errorDistribution") or {}).items() if "deadline" not in k}
+    if served < rate * HALF_LOAD_SECONDS * 0.9 or set(codes) - {"200"} or errors:
+        raise SystemExit(f"constant-rate load on {url} failed: {codes} {errors}")
+    return {"p99_ms": d["latencyPercentiles"]["p99"] * 1000, "p50_ms": d["latencyPercentiles"]["p50"] * 1000}
 
 
 def fast_upstream(work: Path):
@@ -190,14 +214,18 @@ def main():
               f"CPU {med[n[2]]['cpu_us_per_req'] / med[n[1]]['cpu_us_per_req']:.2f}")
         print(f"ratio 3/1 req/s {med[n[2]]['rps'] / med[n[0]]['rps']:.2f}   ratio 4/1 req/s "
               f"{med[n[3]]['rps'] / med[n[0]]['rps']:.2f}")
-        # Added p99 at light load (1 connection: far below saturation on every set-up).
-        light = {}
-        for name in list(envoys)[:3]:
+        # Added p99 at half load: a constant-rate client (oha, correcting for coordinated
+        # omission) sends half of llm-warden's saturated req/s to set-ups 1-3 alike.
+        rate = max(int(med[n[2]]["rps"] / 2), 1)
+        half = {}
+        for name in n[:3]:
             e = envoys[name]
-            light[name] = wrk(f"http://127.0.0.1:{e.port}/v1/chat/completions", token, bodies[name], conns=1)
-        base_p99 = light[n[0]]["p99"] / 1000
-        print(f"p99 at light load (1 connection): passthrough {base_p99:.3f} ms, native +"
-              f"{light[n[1]]['p99'] / 1000 - base_p99:.3f} ms, llm-warden +{light[n[2]]['p99'] / 1000 - base_p99:.3f} ms")
+            half[name] = oha(f"http://127.0.0.1:{e.port}/v1/chat/completions", token, bodies[name], rate)
+        base_p99 = half[n[0]]["p99_ms"]
+        print(f"p99 at half load ({rate} req/s, constant rate, {HALF_LOAD_SECONDS}s, {CONNECTIONS} connections): "
+              f"passthrough {base_p99:.3f} ms, native {half[n[1]]['p99_ms']:.3f} ms "
+              f"(+{half[n[1]]['p99_ms'] - base_p99:.3f}), llm-warden {half[n[2]]['p99_ms']:.3f} ms "
+              f"(+{half[n[2]]['p99_ms'] - base_p99:.3f})")
     finally:
         for e in envoys.values():
             e.stop()

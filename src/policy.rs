@@ -670,6 +670,9 @@ pub struct Authorizer {
     pub on_forbidden_tool_call: ForbiddenToolCall,
     /// Header names the conditions read, so the adapter fetches only those.
     pub condition_headers: Vec<String>,
+    /// Whether any rule has a `source_cidrs` condition (else the source address is not
+    /// worth a hostcall per request).
+    pub uses_source_ip: bool,
     pub rate_limit_mode: Mode,
     pub rate_limit_slots: u64,
     pub rate_limit_namespace: Option<String>,
@@ -890,6 +893,11 @@ impl Authorizer {
             body_max_bytes: cfg.request_body.max_bytes,
             on_forbidden_tool_call: cfg.response_tool_calls.on_forbidden,
             condition_headers,
+            uses_source_ip: cfg
+                .policies
+                .values()
+                .flat_map(|p| &p.rules)
+                .any(|r| !r.when.source_cidrs.is_empty()),
         })
     }
 

@@ -387,6 +387,8 @@ struct WardenHttp {
     scrub: Option<CredentialScrub>,
     /// The request headers as they arrived.
     request_headers: Vec<(String, String)>,
+    /// The client address, read only when a rule has a source condition.
+    source_ip: Option<std::net::IpAddr>,
 }
 
 /// Removes the upstream credential from response bodies (a backend echoing headers must
@@ -478,6 +480,7 @@ impl WardenHttp {
             credential_call: None,
             scrub: None,
             request_headers: Vec::new(),
+            source_ip: None,
         }
     }
 
@@ -575,7 +578,7 @@ impl WardenHttp {
     ) -> RequestView<'a> {
         RequestView {
             endpoint: self.endpoint,
-            source_ip: property_text(&["source", "address"]).and_then(|a| parse_source_address(&a)),
+            source_ip: self.source_ip,
             now_unix: now,
             header,
             body,
@@ -588,6 +591,9 @@ impl WardenHttp {
             return Step::Forward;
         };
         let path = self.request_header(":path").unwrap_or_default();
+        if authz.uses_source_ip {
+            self.source_ip = property_text(&["source", "address"]).and_then(|a| parse_source_address(&a));
+        }
         let route = property_text(&["xds", "route_name"]);
         let host = self.request_header(":authority");
         self.endpoint = Endpoint::from_path(&path);

@@ -269,3 +269,25 @@ def test_envoy_needs_allow_on_headers_stop_iteration(tmp_path, keys):
             s.call(s.token(keys["RS256"]), body=chat("gpt-5"), timeout=3)
     finally:
         s.stop()
+
+
+def test_source_address_conditions(tmp_path, keys):
+    # Rules on the client address: Envoy's source.address is read only when a rule has one.
+    cfg = authz()
+    cfg["routes"] = [{"match": {"route_name": "inference"}, "policy": "inference"}]
+    del cfg["policies"]["admin"]
+    cfg["policies"]["inference"]["rules"] = [
+        {"name": "loopback-chat", "when": {"scopes": ["llm:chat"], "source_cidrs": ["127.0.0.0/8"]},
+         "models": ["mock-gpt"]},
+        {"name": "office-embed", "when": {"scopes": ["llm:embed"], "source_cidrs": ["10.0.0.0/8", "::1/128"]},
+         "actions": ["embeddings"], "models": ["text-embedding-*"]},
+    ]
+    s = Stack(tmp_path, [keys["RS256"], keys["ES256"]], plugin_extra={"authorization": cfg}, routes=ROUTES)
+    try:
+        assert s.call(user_token(s), body=chat("mock-gpt")).status == 200
+        r = s.call(user_token(s, scope="llm:embed"), path="/v1/embeddings",
+                   body={"model": "text-embedding-3-small", "input": "x"})
+        assert r.status == 403, r.body
+        s.envoy.assert_no_trap()
+    finally:
+        s.stop()

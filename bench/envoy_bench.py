@@ -192,8 +192,12 @@ def main():
             if name.startswith("4") and b"[REDACTED:email]" not in text:
                 raise SystemExit("set-up 4 does not redact: the comparison would be meaningless")
         results = {n: [] for n in envoys}
-        for _ in range(ROUNDS):
-            for name, e in envoys.items():
+        names = list(envoys)
+        for round_no in range(ROUNDS):
+            # Each round starts with a different set-up: no set-up always runs first or last
+            # (on a shared 2-core VM, position in the round biased the figures).
+            for name in names[round_no % len(names):] + names[:round_no % len(names)]:
+                e = envoys[name]
                 c0 = cpu_seconds(e.proc.pid)
                 extra = {"x-stream": "1"} if name.startswith("4") else None
                 r = wrk(f"http://127.0.0.1:{e.port}/v1/chat/completions", token, bodies[name], extra)
@@ -203,12 +207,13 @@ def main():
                 results[name].append(r)
         med = {}
         print(f"\nEnvoy 1.40, 1 worker each, wrk -t2 -c{CONNECTIONS}, {ROUNDS} rounds x {DURATION}s, median of rounds")
-        print(f"{'set-up':<38} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11}")
+        print(f"{'set-up':<38} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} {'CPU range':>12}")
         for name, rs in results.items():
             pick = sorted(rs, key=lambda x: x["rps"])[len(rs) // 2]
             med[name] = pick
+            cpus = [x["cpu_us_per_req"] for x in rs]
             print(f"{name:<38} {pick['rps']:>9.0f} {pick['p50'] / 1000:>8.2f} {pick['p99'] / 1000:>8.2f} "
-                  f"{pick['cpu_us_per_req']:>11.1f}")
+                  f"{pick['cpu_us_per_req']:>11.1f} {min(cpus):>5.0f}-{max(cpus):<6.0f}")
         n = list(med)
         print(f"ratio 3/2 req/s {med[n[2]]['rps'] / med[n[1]]['rps']:.2f}   "
               f"CPU {med[n[2]]['cpu_us_per_req'] / med[n[1]]['cpu_us_per_req']:.2f}")

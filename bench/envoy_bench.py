@@ -37,7 +37,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def wrk(url: str, token: str | None, body: bytes, extra: dict | None = None, conns: int = CONNECTIONS,
-        token_file: Path | None = None) -> dict:
+        token_file: Path | None = None, seconds: int = DURATION) -> dict:
     script = Path(tempfile.mkdtemp()) / "req.lua"
     headers = {"content-type": "application/json", **(extra or {})}
     if token:
@@ -60,8 +60,8 @@ def wrk(url: str, token: str | None, body: bytes, extra: dict | None = None, con
             "end"]
     script.write_text("\n".join(lua))
     threads = min(2, conns)
-    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{DURATION}s", "--latency", "-s", str(script), url]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=DURATION + 60).stdout
+    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", str(script), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
     m = re.search(r"JSON(\{.*\})", out)
     if not m:
         raise SystemExit(f"wrk produced no result for {url}:\n{out}")
@@ -82,7 +82,10 @@ SSE_BODY = "".join(
     for w in ("Hello from the benchmark upstream, mail ops@example.com for help " * 4).split()) + "data: [DONE]\n\n"
 
 
-HALF_LOAD_SECONDS = int(os.environ.get("BENCH_HALF_LOAD_SECONDS", "10"))
+HALF_LOAD_SECONDS = int(os.environ.get("BENCH_HALF_LOAD_SECONDS", "5"))
+HALF_LOAD_ROUNDS = int(os.environ.get("BENCH_HALF_LOAD_ROUNDS", "3"))
+PAIRS = int(os.environ.get("BENCH_PAIRS", "10"))
+PAIR_SECONDS = 2
 OHA = ROOT / ".tools" / "bin" / "oha"
 
 
@@ -219,18 +222,40 @@ def main():
               f"CPU {med[n[2]]['cpu_us_per_req'] / med[n[1]]['cpu_us_per_req']:.2f}")
         print(f"ratio 3/1 req/s {med[n[2]]['rps'] / med[n[0]]['rps']:.2f}   ratio 4/1 req/s "
               f"{med[n[3]]['rps'] / med[n[0]]['rps']:.2f}")
+        # The machine's speed drifts by tens of percent over minutes (a shared VM), more than
+        # the difference being measured. So 3 vs 2 is also measured in back-to-back pairs,
+        # alternating which goes first, and the median of the per-pair ratios is reported.
+        pair_ratios = []
+        for k in range(PAIRS):
+            pair = {}
+            for name in (n[1], n[2]) if k % 2 == 0 else (n[2], n[1]):
+                e = envoys[name]
+                c0 = cpu_seconds(e.proc.pid)
+                r = wrk(f"http://127.0.0.1:{e.port}/v1/chat/completions", token, bodies[name], seconds=PAIR_SECONDS)
+                if r["non2xx"] or r["errors"] or r["requests"] == 0:
+                    raise SystemExit(f"set-up {name!r} failed under load: {r}")
+                pair[name] = (r["rps"], (cpu_seconds(e.proc.pid) - c0) / r["requests"] * 1e6)
+            pair_ratios.append((pair[n[2]][0] / pair[n[1]][0], pair[n[2]][1] / pair[n[1]][1]))
+        rps_r = sorted(x[0] for x in pair_ratios)
+        cpu_r = sorted(x[1] for x in pair_ratios)
+        print(f"paired 3/2 ({PAIRS} back-to-back pairs x {PAIR_SECONDS}s): req/s median {rps_r[len(rps_r) // 2]:.2f} "
+              f"(range {rps_r[0]:.2f}-{rps_r[-1]:.2f}), CPU per call median {cpu_r[len(cpu_r) // 2]:.2f} "
+              f"(range {cpu_r[0]:.2f}-{cpu_r[-1]:.2f})")
         # Added p99 at half load: a constant-rate client (oha, correcting for coordinated
-        # omission) sends half of llm-warden's saturated req/s to set-ups 1-3 alike.
+        # omission) sends half of llm-warden's saturated req/s to set-ups 1-3 alike, in
+        # rounds of alternating order; the median per set-up is reported.
         rate = max(int(med[n[2]]["rps"] / 2), 1)
-        half = {}
-        for name in n[:3]:
-            e = envoys[name]
-            half[name] = oha(f"http://127.0.0.1:{e.port}/v1/chat/completions", token, bodies[name], rate)
-        base_p99 = half[n[0]]["p99_ms"]
-        print(f"p99 at half load ({rate} req/s, constant rate, {HALF_LOAD_SECONDS}s, {CONNECTIONS} connections): "
-              f"passthrough {base_p99:.3f} ms, native {half[n[1]]['p99_ms']:.3f} ms "
-              f"(+{half[n[1]]['p99_ms'] - base_p99:.3f}), llm-warden {half[n[2]]['p99_ms']:.3f} ms "
-              f"(+{half[n[2]]['p99_ms'] - base_p99:.3f})")
+        half = {name: [] for name in n[:3]}
+        for k in range(HALF_LOAD_ROUNDS):
+            for name in n[:3] if k % 2 == 0 else n[2::-1]:
+                e = envoys[name]
+                half[name].append(oha(f"http://127.0.0.1:{e.port}/v1/chat/completions", token, bodies[name],
+                                      rate)["p99_ms"])
+        p99 = {name: sorted(v)[len(v) // 2] for name, v in half.items()}
+        base_p99 = p99[n[0]]
+        print(f"p99 at half load ({rate} req/s, constant rate, {HALF_LOAD_ROUNDS} rounds x {HALF_LOAD_SECONDS}s, "
+              f"{CONNECTIONS} connections, median): passthrough {base_p99:.3f} ms, native {p99[n[1]]:.3f} ms "
+              f"({p99[n[1]] - base_p99:+.3f}), llm-warden {p99[n[2]]:.3f} ms ({p99[n[2]] - base_p99:+.3f})")
     finally:
         for e in envoys.values():
             e.stop()

@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 WASM  := target/wasm32-wasip1/release/llm_warden.wasm
 export RUSTUP_TOOLCHAIN := 1.95.0
 
-.PHONY: run test toolchain venv wasm lint unit validate integration system-deps bench bench-auth bench-deps wasm-size cli schema fuzz-smoke soak soak-smoke clean
+.PHONY: run test toolchain venv wasm lint unit validate integration system-deps bench bench-auth bench-instructions bench-deps wasm-size cli schema fuzz-smoke soak soak-smoke clean
 
 ## make run: build, install Envoy locally, start the demo on 127.0.0.1:10000.
 run: wasm venv
@@ -106,17 +106,24 @@ bench: bench-auth wasm venv bench-deps
 	cargo bench --bench redact
 	$(PY) tests/bench/redaction_in_envoy.py
 	$(PY) bench/envoy_bench.py
+	$(PY) bench/instructions.py
 	@$(MAKE) --no-print-directory wasm-size
 
-# wrk (load) and binaryen (wasm-opt) from Debian, installed when missing; oha (constant-
+## Instructions per call of set-ups 1, 2, 2b (jwt_authn's cache on) and 3 under callgrind:
+## a figure this noisy VM does not shift (about 4 minutes).
+bench-instructions: wasm venv bench-deps
+	$(PY) bench/instructions.py
+
+# wrk (load), binaryen (wasm-opt) and valgrind (instruction counts) from Debian, installed
+# when missing; oha (constant-
 # rate load for the half-load p99; wrk2 is not in Debian) from crates.io into .tools, once
 # (it compiles in about 6 minutes on 2 cores).
 OHA_VERSION := 1.16.0
 bench-deps:
-	@command -v wrk >/dev/null 2>&1 && command -v wasm-opt >/dev/null 2>&1 || { \
+	@command -v wrk >/dev/null 2>&1 && command -v wasm-opt >/dev/null 2>&1 && command -v valgrind >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends wrk binaryen; }
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends wrk binaryen valgrind; }
 	@.tools/bin/oha --version 2>/dev/null | grep -q "$(OHA_VERSION)" || \
 	  cargo install oha --version $(OHA_VERSION) --locked --root .tools
 

@@ -131,15 +131,30 @@ def fast_upstream(work: Path):
     return e
 
 
-def main():
-    work = Path(tempfile.mkdtemp())
-    key = tokens.Key("ES256")
-    jwks_doc = tokens.jwks(key)
-    token = tokens.mint(key, tokens.claims(ISS, ttl=3000, sub="bench", scope="llm:chat"))
-    upstream = fast_upstream(work)
-    up = ("127.0.0.1", upstream.port)
-    big_limit = {"name": "rpm", "requests": 10**9, "per": "second"}
+def native_filters(jwks_doc: dict, jwt_cache: bool = False) -> list:
+    """Set-up 2: Envoy's jwt_authn (local JWKS) + local_ratelimit. `jwt_cache` turns on
+    jwt_authn's verified-token cache (off by default), the native equivalent of ours."""
+    provider = {"issuer": ISS, "audiences": ["llm-api"], "local_jwks": {"inline_string": json.dumps(jwks_doc)},
+                "forward": False}
+    if jwt_cache:
+        provider["jwt_cache_config"] = {"jwt_cache_size": 1000}
+    return [
+        {"name": "envoy.filters.http.jwt_authn", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": {"bench": provider},
+            "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}}]}},
+        {"name": "envoy.filters.http.local_ratelimit", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+            "stat_prefix": "bench",
+            "token_bucket": {"max_tokens": 1000000000, "tokens_per_fill": 1000000000, "fill_interval": "1s"},
+            "filter_enabled": {"default_value": {"numerator": 100, "denominator": "HUNDRED"}},
+            "filter_enforced": {"default_value": {"numerator": 100, "denominator": "HUNDRED"}}}},
+    ]
 
+
+def set_ups(jwks_doc: dict) -> dict:
+    """name -> (llm-warden plugin config, HTTP filters); filters None means llm-warden."""
+    big_limit = {"name": "rpm", "requests": 10**9, "per": "second"}
     warden_cfg = {
         "issuers": [{"name": "b", "issuer": ISS, "audiences": ["llm-api"], "max_lifetime_s": 3600,
                      "jwks": {"inline": jwks_doc}}],
@@ -150,26 +165,22 @@ def main():
     }
     redact_cfg = json.loads(json.dumps(warden_cfg))
     redact_cfg["authorization"]["policies"]["p"]["redaction"] = {}
-    native_filters = [
-        {"name": "envoy.filters.http.jwt_authn", "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
-            "providers": {"bench": {"issuer": ISS, "audiences": ["llm-api"],
-                                    "local_jwks": {"inline_string": json.dumps(jwks_doc)},
-                                    "forward": False}},
-            "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}}]}},
-        {"name": "envoy.filters.http.local_ratelimit", "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
-            "stat_prefix": "bench",
-            "token_bucket": {"max_tokens": 1000000000, "tokens_per_fill": 1000000000, "fill_interval": "1s"},
-            "filter_enabled": {"default_value": {"numerator": 100, "denominator": "HUNDRED"}},
-            "filter_enforced": {"default_value": {"numerator": 100, "denominator": "HUNDRED"}}}},
-    ]
-    setups = {
+    return {
         "1 passthrough": ({}, []),
-        "2 native jwt_authn+local_ratelimit": ({}, native_filters),
+        "2 native jwt_authn+local_ratelimit": ({}, native_filters(jwks_doc)),
         "3 llm-warden auth+scope+limit": (warden_cfg, None),
         "4 llm-warden +stream redaction": (redact_cfg, None),
     }
+
+
+def main():
+    work = Path(tempfile.mkdtemp())
+    key = tokens.Key("ES256")
+    jwks_doc = tokens.jwks(key)
+    token = tokens.mint(key, tokens.claims(ISS, ttl=3000, sub="bench", scope="llm:chat"))
+    upstream = fast_upstream(work)
+    up = ("127.0.0.1", upstream.port)
+    setups = set_ups(jwks_doc)
     envoys = {}
     for i, (name, (cfg, filters)) in enumerate(setups.items()):
         d = work / f"e{i}"
@@ -261,7 +272,7 @@ def main():
             e.stop()
     try:
         first_seen(work, up)
-        start_and_configure(work, up, warden_cfg)
+        start_and_configure(work, up, setups["3 llm-warden auth+scope+limit"][0])
     finally:
         upstream.stop()
 

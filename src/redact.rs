@@ -75,11 +75,17 @@ impl Kind {
         }
     }
 
+    /// Found by the prefixed-token detector (`AKIA...`, `ghp_...`, `sk-...`).
+    fn is_prefixed_token(self) -> bool {
+        self.precedence() == 1
+    }
+
     /// Which of two matches of the same span names it: secrets before PII, the most
     /// specific shape first.
     fn precedence(self) -> u8 {
         match self {
             Kind::PrivateKey => 0,
+            // The prefixed tokens (one detector).
             Kind::AwsAccessKey
             | Kind::GithubToken
             | Kind::OpenaiKey
@@ -609,17 +615,7 @@ struct Scanner<'a, F: Fn(Kind) -> bool> {
 impl<'a, F: Fn(Kind) -> bool> Scanner<'a, F> {
     fn new(s: &'a [u8], on: F, out: &'a mut Vec<Match>) -> Self {
         let enabled = Enabled {
-            tokens: [
-                Kind::AwsAccessKey,
-                Kind::GithubToken,
-                Kind::OpenaiKey,
-                Kind::AnthropicKey,
-                Kind::SlackToken,
-                Kind::StripeKey,
-                Kind::GoogleApiKey,
-            ]
-            .into_iter()
-            .any(&on),
+            tokens: Kind::ALL.into_iter().any(|k| k.is_prefixed_token() && on(k)),
             jwt: on(Kind::Jwt),
             pem: on(Kind::PrivateKey),
             assignments: on(Kind::Password) || on(Kind::AwsSecretKey),
@@ -925,6 +921,16 @@ impl Replacement {
 /// Counts of redactions by type name.
 pub type Counts = std::collections::BTreeMap<String, u64>;
 
+/// Counts one redaction; allocates only for the first of each type.
+pub fn count(counts: &mut Counts, name: &str) {
+    match counts.get_mut(name) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(name.to_string(), 1);
+        }
+    }
+}
+
 /// Redacts all matches in `text`.
 pub fn redact(text: &str, detectors: &Detectors, replacement: &Replacement, counts: &mut Counts) -> String {
     let matches = detectors.find(text);
@@ -936,7 +942,7 @@ pub fn redact(text: &str, detectors: &Detectors, replacement: &Replacement, coun
     for m in &matches {
         out.push_str(text.get(last..m.start).unwrap_or_default());
         replacement.render_into(&mut out, m, text.get(m.start..m.end).unwrap_or_default());
-        crate::redact_stream::count(counts, m.label.as_deref().unwrap_or(m.kind.name()));
+        count(counts, m.label.as_deref().unwrap_or(m.kind.name()));
         last = m.end;
     }
     out.push_str(text.get(last..).unwrap_or_default());

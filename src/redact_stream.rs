@@ -8,7 +8,7 @@
 //! number of events or network chunks is redacted as a whole, and the output does not depend
 //! on how the body was chunked. Held text is flushed at the end of its field or stream.
 
-use crate::redact::{Counts, Detectors, Match, Replacement};
+use crate::redact::{count, Counts, Detectors, Match, Replacement};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -41,16 +41,6 @@ pub struct Redactor<'a> {
     pub counts: &'a mut Counts,
 }
 
-/// Counts one redaction; allocates only for the first of each type.
-pub(crate) fn count(counts: &mut Counts, name: &str) {
-    match counts.get_mut(name) {
-        Some(n) => *n += 1,
-        None => {
-            counts.insert(name.to_string(), 1);
-        }
-    }
-}
-
 /// Where a chunk stops being complete UTF-8: the start of a character cut short at its end.
 fn complete_utf8_len(bytes: &[u8]) -> usize {
     let len = bytes.len();
@@ -71,7 +61,16 @@ fn complete_utf8_len(bytes: &[u8]) -> usize {
     len
 }
 
-impl Redactor<'_> {
+impl<'a> Redactor<'a> {
+    /// A redactor for one policy's redaction, counting into `counts`.
+    pub fn for_spec(spec: &'a crate::policy::RedactionSpec, counts: &'a mut Counts) -> Redactor<'a> {
+        Redactor {
+            detectors: &spec.detectors,
+            replacement: &spec.replacement,
+            counts,
+        }
+    }
+
     pub fn text(&mut self, text: &str) -> String {
         crate::redact::redact(text, self.detectors, self.replacement, self.counts)
     }

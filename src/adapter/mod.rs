@@ -1389,11 +1389,7 @@ impl HttpContext for WardenHttp {
                     JsonVerdict::Pass => {
                         if let Some((plugin, idx)) = redaction.clone() {
                             if let Some(spec) = redaction_spec(&plugin, idx) {
-                                let mut r = Redactor {
-                                    detectors: &spec.detectors,
-                                    replacement: &spec.replacement,
-                                    counts: &mut self.redactions,
-                                };
+                                let mut r = Redactor::for_spec(spec, &mut self.redactions);
                                 // Not JSON after all (an error page): redact it as text.
                                 let out = redact_json_body(&body, &mut r)
                                     .unwrap_or_else(|| r.text(&String::from_utf8_lossy(&body)).into_bytes());
@@ -1427,11 +1423,7 @@ impl HttpContext for WardenHttp {
                 let mut redaction_mode = None;
                 if let (Some(red), Some((plugin, idx))) = (redact, redaction.clone()) {
                     if let Some(spec) = redaction_spec(&plugin, idx) {
-                        let mut r = Redactor {
-                            detectors: &spec.detectors,
-                            replacement: &spec.replacement,
-                            counts: &mut self.redactions,
-                        };
+                        let mut r = Redactor::for_spec(spec, &mut self.redactions);
                         let redacted = red.feed(&out, end_of_stream, &mut r);
                         if spec.mode == Mode::Enforce {
                             out = redacted;
@@ -1457,11 +1449,7 @@ impl HttpContext for WardenHttp {
                     .unwrap_or_default();
                 if let Some((plugin, idx)) = redaction.clone() {
                     if let Some(spec) = redaction_spec(&plugin, idx) {
-                        let mut r = Redactor {
-                            detectors: &spec.detectors,
-                            replacement: &spec.replacement,
-                            counts: &mut self.redactions,
-                        };
+                        let mut r = Redactor::for_spec(spec, &mut self.redactions);
                         let mut out = r.push_bytes(stream, &chunk);
                         if end_of_stream {
                             out.push_str(&r.flush(stream));

@@ -205,20 +205,25 @@ def main():
                     raise SystemExit(f"set-up {name!r} answered {r.status}")
             if name.startswith("4") and b"[REDACTED:email]" not in text:
                 raise SystemExit("set-up 4 does not redact: the comparison would be meaningless")
+
+        def measure(name: str, seconds: int) -> dict:
+            """One wrk run against a set-up, with the Envoy's CPU per request; fails loudly."""
+            e = envoys[name]
+            c0 = cpu_seconds(e.proc.pid)
+            extra = {"x-stream": "1"} if name.startswith("4") else None
+            r = wrk(f"http://127.0.0.1:{e.port}/v1/chat/completions", token, bodies[name], extra, seconds=seconds)
+            if r["non2xx"] or r["errors"] or r["requests"] == 0:
+                raise SystemExit(f"set-up {name!r} failed under load: {r}")
+            r["cpu_us_per_req"] = (cpu_seconds(e.proc.pid) - c0) / r["requests"] * 1e6
+            return r
+
         results = {n: [] for n in envoys}
         names = list(envoys)
         for round_no in range(ROUNDS):
             # Each round starts with a different set-up: no set-up always runs first or last
             # (on a shared 2-core VM, position in the round biased the figures).
             for name in names[round_no % len(names):] + names[:round_no % len(names)]:
-                e = envoys[name]
-                c0 = cpu_seconds(e.proc.pid)
-                extra = {"x-stream": "1"} if name.startswith("4") else None
-                r = wrk(f"http://127.0.0.1:{e.port}/v1/chat/completions", token, bodies[name], extra)
-                r["cpu_us_per_req"] = (cpu_seconds(e.proc.pid) - c0) / max(r["requests"], 1) * 1e6
-                if r["non2xx"] or r["errors"] or r["requests"] == 0:
-                    raise SystemExit(f"set-up {name!r} failed under load: {r}")
-                results[name].append(r)
+                results[name].append(measure(name, DURATION))
         med = {}
         print(f"\nEnvoy 1.40, 1 worker each, wrk -t2 -c{CONNECTIONS}, {ROUNDS} rounds x {DURATION}s, median of rounds")
         print(f"{'set-up':<38} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} {'CPU range':>12}")
@@ -240,12 +245,8 @@ def main():
         for k in range(PAIRS):
             pair = {}
             for name in (n[1], n[2]) if k % 2 == 0 else (n[2], n[1]):
-                e = envoys[name]
-                c0 = cpu_seconds(e.proc.pid)
-                r = wrk(f"http://127.0.0.1:{e.port}/v1/chat/completions", token, bodies[name], seconds=PAIR_SECONDS)
-                if r["non2xx"] or r["errors"] or r["requests"] == 0:
-                    raise SystemExit(f"set-up {name!r} failed under load: {r}")
-                pair[name] = (r["rps"], (cpu_seconds(e.proc.pid) - c0) / r["requests"] * 1e6)
+                r = measure(name, PAIR_SECONDS)
+                pair[name] = (r["rps"], r["cpu_us_per_req"])
             pair_ratios.append((pair[n[2]][0] / pair[n[1]][0], pair[n[2]][1] / pair[n[1]][1]))
         rps_r = sorted(x[0] for x in pair_ratios)
         cpu_r = sorted(x[1] for x in pair_ratios)

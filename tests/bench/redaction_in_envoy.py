@@ -3,7 +3,6 @@ Envoy with llm-warden redacting them vs the same Envoy route without the filter.
 MB/s seen by the client, MB per second of Envoy CPU (the "per core" figure: the client and
 upstream share this machine's cores), and the ratio; asserts nothing, but fails loudly when
 a set-up serves nothing."""
-import os
 import sys
 import tempfile
 import time
@@ -11,7 +10,9 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "demo"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import envoy_run  # noqa: E402
+from envoy_bench import cpu_seconds  # noqa: E402
 import servers  # noqa: E402
 import tokens  # noqa: E402
 
@@ -19,12 +20,6 @@ ISS = "https://bench.local"
 SIZE = 1 << 20
 ROUNDS = 3
 PER_ROUND = 20
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main():

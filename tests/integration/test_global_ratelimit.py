@@ -1,6 +1,7 @@
 """Global mode: two Envoy processes share one limit through Envoy's own ratelimit filter, a
 rate limit service speaking the real gRPC protocol and a real Redis. llm-warden supplies the
 verified subject/model headers and the token usage (filter state) the limits are keyed on."""
+import time
 import uuid
 
 import pytest
@@ -113,11 +114,20 @@ def test_token_usage_charged_globally_at_stream_end(two_envoys):
     token = tokens.mint(key, tokens.claims(ISS, sub=sub))
     # 18 tokens per call against 40 per subject: calls 1-3 pass (the 3rd goes over), then
     # the budget check refuses, whichever Envoy is asked.
+
+    def charged():
+        return [d["hits_addend"] for r in rls for req in r.requests for d in req["descriptors"]
+                if dict(d["entries"]).get("generic_key") == "llm_tokens" and d["hits_addend"]]
+
     statuses = []
     for i in range(5):
         model = f"model-{i}"  # a fresh request counter each time: only tokens can refuse
+        before = len(charged())
         statuses.append(request(envoys[i % 2].port, token, body=chat(model=model, stream=i % 2 == 1)).status)
+        # Envoy sends the charge when the stream is done (apply_on_stream_done), which can
+        # be after the client has its response: wait for it before the next call.
+        deadline = time.time() + 5
+        while statuses[-1] == 200 and len(charged()) == before and time.time() < deadline:
+            time.sleep(0.02)
     assert statuses == [200, 200, 200, 429, 429], statuses
-    charged = [d["hits_addend"] for r in rls for req in r.requests for d in req["descriptors"]
-               if dict(d["entries"]).get("generic_key") == "llm_tokens" and d["hits_addend"]]
-    assert charged.count(18) == 3, charged
+    assert charged().count(18) == 3, charged()

@@ -27,6 +27,25 @@ pub fn header_safe(value: &str, separator: Option<char>) -> String {
     out
 }
 
+/// Header names compared the way upstream stacks may read them: case-insensitive, and `_`
+/// the same as `-` (CGI/WSGI-style servers map one to the other).
+fn folded(name: &str) -> String {
+    name.chars()
+        .map(|c| if c == '_' { '-' } else { c.to_ascii_lowercase() })
+        .collect()
+}
+
+/// Whether a client-sent header could pass for one of our identity headers upstream.
+pub fn spoofs_prefix(name: &str, prefix: &str) -> bool {
+    !prefix.is_empty() && folded(name).starts_with(&folded(prefix))
+}
+
+/// Whether a client-sent header carries a credential meant for this proxy, which must never
+/// travel upstream: `Proxy-Authorization` in any spelling (the proxy is its addressee).
+pub fn proxy_credential(name: &str) -> bool {
+    folded(name) == "proxy-authorization"
+}
+
 /// The headers to add for a verified caller, in a stable order.
 pub fn identity_headers(prefix: &str, id: &Identity) -> Vec<(String, String)> {
     let mut h = Vec::with_capacity(5);
@@ -59,6 +78,25 @@ mod tests {
         assert_eq!(header_safe("100%", None), "100%25");
         assert_eq!(header_safe("é", None), "%C3%A9");
         assert_eq!(header_safe("a,b", Some(',')), "a%2Cb");
+    }
+
+    #[test]
+    fn prefix_spoofing_in_every_spelling() {
+        for name in [
+            "x-warden-subject",
+            "X-WARDEN-SUBJECT",
+            "x_warden_subject",
+            "X_Warden-Subject",
+        ] {
+            assert!(spoofs_prefix(name, "x-warden-"), "{name}");
+        }
+        assert!(spoofs_prefix("x-warden-", "X_WARDEN-"));
+        assert!(!spoofs_prefix("x-wardens", "x-warden-"));
+        assert!(!spoofs_prefix("authorization", "x-warden-"));
+        assert!(!spoofs_prefix("anything", ""));
+        assert!(proxy_credential("Proxy-Authorization"));
+        assert!(proxy_credential("proxy_authorization"));
+        assert!(!proxy_credential("authorization"));
     }
 
     #[test]

@@ -336,6 +336,8 @@ enum Phase {
     AwaitingKeys,
     /// Headers held until the JSON body is complete and authorized.
     AwaitingBody,
+    /// Authorized; held until the upstream credential is attached (never sent without it).
+    AwaitingCredential,
     Forwarded,
     Replied,
 }
@@ -389,6 +391,8 @@ struct WardenHttp {
     request_headers: Vec<(String, String)>,
     /// The client address, read only when a rule has a source condition.
     source_ip: Option<std::net::IpAddr>,
+    /// The response body's size at its last callback (a held body is re-read at trailers).
+    response_body_size: usize,
 }
 
 /// Removes the upstream credential from response bodies (a backend echoing headers must
@@ -481,6 +485,7 @@ impl WardenHttp {
             scrub: None,
             request_headers: Vec::new(),
             source_ip: None,
+            response_body_size: 0,
         }
     }
 
@@ -492,7 +497,7 @@ impl WardenHttp {
             return Action::Pause;
         };
         let s = &plugin.settings;
-        strip_identity_headers(&s.identity_prefix, &self.request_headers);
+        strip_client_headers(&s.identity_prefix, &self.request_headers);
         let Some(now_ms) = now_ms() else {
             self.deny(Reason::JwksUnavailable, None, &s.realm);
             return Action::Pause;
@@ -544,11 +549,10 @@ impl WardenHttp {
                 self.identity = Some(identity.clone());
                 match self.authorize_headers(&plugin, &identity, now_ms / 1000) {
                     Step::Forward => {
-                        self.phase = Phase::Forwarded;
-                        self.publish_audit();
-                        match self.attach_credential() {
-                            CredStep::Ready => Action::Continue,
-                            CredStep::Pending | CredStep::Failed => Action::Pause,
+                        if self.release() {
+                            Action::Continue
+                        } else {
+                            Action::Pause
                         }
                     }
                     Step::NeedBody => {
@@ -615,7 +619,10 @@ impl WardenHttp {
             // Responses are redacted: the upstream must answer uncompressed.
             let _ = abi::remove_header(abi::MAP_HTTP_REQUEST_HEADERS, "accept-encoding");
         }
-        if self.endpoint.has_json_body() && method.eq_ignore_ascii_case("POST") {
+        // Any method can carry a body (PUT, PATCH, DELETE...): a body on a JSON endpoint is
+        // always read; only a body-less GET/HEAD-style request is decided on headers.
+        let carries_body = !self.request_ended || method.eq_ignore_ascii_case("POST");
+        if self.endpoint.has_json_body() && carries_body {
             let encoded = self
                 .request_header("content-encoding")
                 .is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
@@ -881,9 +888,24 @@ impl WardenHttp {
                 &identity::header_safe(model, None),
             );
         }
-        self.phase = Phase::Forwarded;
+        self.release()
+    }
+
+    /// The decision is final and allows the call: attach the upstream credential, then let
+    /// the request go. True: forward now; false: held for the credential, or refused.
+    fn release(&mut self) -> bool {
         self.publish_audit();
-        matches!(self.attach_credential(), CredStep::Ready)
+        match self.attach_credential() {
+            CredStep::Ready => {
+                self.phase = Phase::Forwarded;
+                true
+            }
+            CredStep::Pending => {
+                self.phase = Phase::AwaitingCredential;
+                false
+            }
+            CredStep::Failed => false,
+        }
     }
 
     /// Sets the upstream credential of the route's policy: from the cache, or by pausing
@@ -1104,10 +1126,11 @@ fn redaction_spec(plugin: &Plugin, policy: usize) -> Option<&crate::policy::Reda
     plugin.authz.as_ref()?.policy(policy)?.redaction.as_ref()
 }
 
-/// Removes every client-sent header carrying our identity prefix (anti-spoofing).
-fn strip_identity_headers(prefix: &str, headers: &[(String, String)]) {
+/// Removes every client-sent header that could pass for one of ours (anti-spoofing) and
+/// every bearer credential meant for this proxy, before anything else looks at the request.
+fn strip_client_headers(prefix: &str, headers: &[(String, String)]) {
     for (name, _) in headers {
-        if name.to_ascii_lowercase().starts_with(prefix) {
+        if identity::spoofs_prefix(name, prefix) || identity::proxy_credential(name) {
             let _ = abi::remove_header(abi::MAP_HTTP_REQUEST_HEADERS, name);
         }
     }
@@ -1136,7 +1159,10 @@ impl Context for WardenHttp {
                     };
                     spec.store(&HostStore, now, caller, &token, expires_in);
                     self.set_credential(&spec, &token);
-                    let _ = abi::resume_http_request();
+                    if self.phase == Phase::AwaitingCredential {
+                        self.phase = Phase::Forwarded;
+                        let _ = abi::resume_http_request();
+                    }
                 }
                 (Err(why), _) => {
                     self.credential_failed(&why);
@@ -1187,7 +1213,7 @@ impl HttpContext for WardenHttp {
         self.body_complete |= end_of_stream;
         match self.phase {
             // Never let body data pass before the request is decided.
-            Phase::Start | Phase::AwaitingKeys | Phase::Replied => Action::Pause,
+            Phase::Start | Phase::AwaitingKeys | Phase::AwaitingCredential | Phase::Replied => Action::Pause,
             Phase::AwaitingBody => {
                 let max = self
                     .plugin
@@ -1283,6 +1309,43 @@ impl HttpContext for WardenHttp {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.response_body_size = body_size;
+        self.response_body(body_size, end_of_stream)
+    }
+
+    fn on_http_request_trailers(&mut self, _: usize) -> Action {
+        // Trailers end the request body (its last data callback said "more to come"): a held
+        // request is decided now, and nothing passes before its decision is final.
+        self.body_complete = true;
+        let go = match self.phase {
+            Phase::Forwarded => true,
+            Phase::AwaitingBody => self.authorize_body(),
+            Phase::Start | Phase::AwaitingKeys | Phase::AwaitingCredential | Phase::Replied => false,
+        };
+        if go {
+            Action::Continue
+        } else {
+            Action::Pause
+        }
+    }
+
+    fn on_http_response_trailers(&mut self, _: usize) -> Action {
+        // Trailers end a held response: inspect the buffered body now, before anything of it
+        // (or the trailers) reaches the client. Streamed inspections keep their held-back
+        // tail (it is withheld, never sent unchecked).
+        if matches!(self.response, ResponseInspection::Json { .. }) {
+            let _ = self.response_body(self.response_body_size, true);
+        }
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        self.log_call();
+    }
+}
+
+impl WardenHttp {
+    fn response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let held = matches!(self.response, ResponseInspection::Json { .. });
         // The upstream credential is removed first, from whatever comes back.
         let mut scrubbed_size = None;
@@ -1401,6 +1464,8 @@ impl HttpContext for WardenHttp {
                         }
                     }
                 }
+                // Inspected once: trailers after the last chunk do not inspect again.
+                self.response = ResponseInspection::Off;
                 Action::Continue
             }
             ResponseInspection::Sse { tools, redact } => {
@@ -1468,10 +1533,30 @@ impl HttpContext for WardenHttp {
         }
     }
 
-    fn on_log(&mut self) {
+    /// The client left while its request was held: nothing went upstream, and the record
+    /// says so (with what was known by then).
+    fn abandoned(&mut self) {
+        if self.audit.is_none() {
+            let identity = self.identity.clone();
+            self.record(now_ms().unwrap_or(0), Reason::Ok, 0, identity.as_deref());
+        }
+        if let Some(a) = &mut self.audit {
+            a.decision = "abandoned";
+            a.reason = "client_gone";
+            a.status = 0;
+        }
+    }
+
+    fn log_call(&mut self) {
         // A stream that ended early still settles what it used.
         if self.admission.is_some() {
             self.finish_usage();
+        }
+        if matches!(
+            self.phase,
+            Phase::Start | Phase::AwaitingKeys | Phase::AwaitingBody | Phase::AwaitingCredential
+        ) {
+            self.abandoned();
         }
         let Some(plugin) = &self.plugin else {
             return;

@@ -32,6 +32,7 @@ pub mod redact;
 pub mod redact_stream;
 pub mod token_cache;
 pub mod tool_calls;
+pub mod tool_decls;
 pub mod usage;
 
 #[cfg(test)]

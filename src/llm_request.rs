@@ -2,6 +2,7 @@
 //! token caps, from the path, a header or the JSON body (OpenAI chat/completions/embeddings/
 //! responses and Anthropic messages shapes).
 
+use crate::tool_decls::{self, Tool};
 use serde_json::{Map, Value};
 
 /// The API operation, derived from the path. Policies grant actions by these names.
@@ -81,8 +82,8 @@ pub enum ToolChoice {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BodyFacts {
     pub model: Option<String>,
-    /// Declared tool names (functions by name, built-in tools by type).
-    pub tools: Vec<String>,
+    /// Every tool the body declares, forces or switches on (see `tool_decls`).
+    pub tools: Vec<Tool>,
     pub tool_choice: Option<ToolChoice>,
     pub stream: bool,
     /// `max_tokens`, `max_completion_tokens` or `max_output_tokens`, the largest present.
@@ -90,15 +91,31 @@ pub struct BodyFacts {
 }
 
 impl BodyFacts {
-    /// Every tool the request declares or forces.
+    /// The id of every tool the request declares or forces, once each.
     pub fn all_tools(&self) -> Vec<&str> {
-        let mut t: Vec<&str> = self.tools.iter().map(String::as_str).collect();
-        if let Some(ToolChoice::Named(n)) = &self.tool_choice {
-            if !t.contains(&n.as_str()) {
-                t.push(n.as_str());
+        let mut t: Vec<&str> = Vec::with_capacity(self.tools.len());
+        for tool in &self.tools {
+            if !t.contains(&tool.id.as_str()) {
+                t.push(tool.id.as_str());
             }
         }
         t
+    }
+
+    /// The first tool none of whose grant names `granted` accepts.
+    pub fn first_tool_not_granted(&self, granted: &dyn Fn(&str) -> bool) -> Option<&str> {
+        tool_decls::first_not_granted(&self.tools, granted)
+    }
+
+    /// The names the model may call the declared tools by, once each.
+    pub fn call_names(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for c in self.tools.iter().flat_map(|t| &t.calls) {
+            if !out.contains(c) {
+                out.push(c.clone());
+            }
+        }
+        out
     }
 }
 
@@ -150,95 +167,10 @@ pub fn facts_of(obj: &Map<String, Value>) -> Result<BodyFacts, BodyError> {
             }
         }
     }
-    match obj.get("tools") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(tools)) => {
-            for t in tools {
-                f.tools.push(tool_name(t)?);
-            }
-        }
-        Some(_) => return Err(BodyError::BadField("tools")),
-    }
-    // Legacy OpenAI `functions`.
-    match obj.get("functions") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(fs)) => {
-            for func in fs {
-                f.tools
-                    .push(name(func.get("name").unwrap_or(&Value::Null), "functions")?);
-            }
-        }
-        Some(_) => return Err(BodyError::BadField("functions")),
-    }
-    f.tool_choice = tool_choice(obj.get("tool_choice"))?;
-    if f.tool_choice.is_none() {
-        // Legacy `function_call: {"name": ...}`.
-        if let Some(Value::Object(fc)) = obj.get("function_call") {
-            f.tool_choice = Some(ToolChoice::Named(name(
-                fc.get("name").unwrap_or(&Value::Null),
-                "function_call",
-            )?));
-        }
-    }
-    f.tools.dedup();
+    let tools = tool_decls::tools_of(obj)?;
+    f.tools = tools.tools;
+    f.tool_choice = tools.choice;
     Ok(f)
-}
-
-/// A declared tool's name: OpenAI chat `{"type":"function","function":{"name"}}`, Responses
-/// `{"type":"function","name"}`, Anthropic `{"name", "input_schema"}`; built-in tools
-/// (`{"type":"web_search_preview"}`, MCP servers) are named by type (and server label).
-fn tool_name(t: &Value) -> Result<String, BodyError> {
-    let Value::Object(o) = t else {
-        return Err(BodyError::BadField("tools"));
-    };
-    if let Some(func) = o.get("function") {
-        return name(func.get("name").unwrap_or(&Value::Null), "tools");
-    }
-    if let Some(n) = o.get("name") {
-        return name(n, "tools");
-    }
-    match o.get("type").and_then(Value::as_str) {
-        Some("mcp") => {
-            let label = o.get("server_label").and_then(Value::as_str).unwrap_or("");
-            name(&Value::String(format!("mcp:{label}")), "tools")
-        }
-        Some(kind) => name(&Value::String(kind.to_string()), "tools"),
-        None => Err(BodyError::BadField("tools")),
-    }
-}
-
-fn tool_choice(v: Option<&Value>) -> Result<Option<ToolChoice>, BodyError> {
-    Ok(match v {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => match s.as_str() {
-            "required" | "any" => Some(ToolChoice::Required),
-            _ => None, // "auto", "none"
-        },
-        Some(Value::Object(o)) => {
-            let kind = o.get("type").and_then(Value::as_str).unwrap_or("");
-            if let Some(func) = o.get("function") {
-                // OpenAI chat: {"type":"function","function":{"name"}}
-                Some(ToolChoice::Named(name(
-                    func.get("name").unwrap_or(&Value::Null),
-                    "tool_choice",
-                )?))
-            } else if let Some(n) = o.get("name") {
-                // Responses {"type":"function","name"}, Anthropic {"type":"tool","name"}
-                Some(ToolChoice::Named(name(n, "tool_choice")?))
-            } else {
-                match kind {
-                    "any" | "required" => Some(ToolChoice::Required),
-                    "auto" | "none" | "" => None,
-                    // A built-in tool forced by type.
-                    other => Some(ToolChoice::Named(name(
-                        &Value::String(other.to_string()),
-                        "tool_choice",
-                    )?)),
-                }
-            }
-        }
-        Some(_) => return Err(BodyError::BadField("tool_choice")),
-    })
 }
 
 /// Rewrites the token cap fields present in the body to at most `cap`; returns the new body.
@@ -359,7 +291,7 @@ mod tests {
         assert_eq!(f.model.as_deref(), Some("gpt-4o"));
         assert!(f.stream);
         assert_eq!(f.max_tokens, Some(512));
-        assert_eq!(f.tools, vec!["get_weather", "search"]);
+        assert_eq!(f.all_tools(), vec!["get_weather", "search"]);
         assert_eq!(f.tool_choice, Some(ToolChoice::Named("get_weather".into())));
     }
 
@@ -383,7 +315,7 @@ mod tests {
             "tool_choice": {"type": "function", "name": "lookup"}
         }))
         .unwrap();
-        assert_eq!(f.tools, vec!["lookup", "web_search_preview", "mcp:github"]);
+        assert_eq!(f.all_tools(), vec!["lookup", "web_search_preview", "mcp:github"]);
         assert_eq!(f.tool_choice, Some(ToolChoice::Named("lookup".into())));
         assert_eq!(f.max_tokens, Some(100));
     }
@@ -398,7 +330,7 @@ mod tests {
             "tool_choice": {"type": "tool", "name": "get_stock"}
         }))
         .unwrap();
-        assert_eq!(f.tools, vec!["get_stock", "web_search"]);
+        assert_eq!(f.all_tools(), vec!["get_stock", "web_search_20250305"]);
         assert_eq!(f.tool_choice, Some(ToolChoice::Named("get_stock".into())));
         let f = facts(json!({"model": "c", "tool_choice": {"type": "any"}})).unwrap();
         assert_eq!(f.tool_choice, Some(ToolChoice::Required));
@@ -462,7 +394,7 @@ mod tests {
         // Escaped forms decode to the same name: no bypass by \u escapes.
         let (_, f) = parse_body(br#"{"model":"gpt\u002d4o","tools":[{"name":"se\u0061rch"}]}"#).unwrap();
         assert_eq!(f.model.as_deref(), Some("gpt-4o"));
-        assert_eq!(f.tools, vec!["search"]);
+        assert_eq!(f.all_tools(), vec!["search"]);
     }
 
     #[test]

@@ -1073,6 +1073,9 @@ pub struct Decision {
     pub clamp_to: Option<u64>,
     /// Tool globs of the granting rule, for checking tool calls in the response.
     pub granted_tools: Vec<String>,
+    /// Names the request's granted declarations are called by (a server tool granted by
+    /// type is called by its fixed name: `web_search_20250305` → `web_search`).
+    pub granted_calls: Vec<String>,
     /// Rate limits of the granting rule.
     pub limits: Vec<LimitSpec>,
 }
@@ -1084,7 +1087,7 @@ impl Decision {
     }
 
     pub fn tool_allowed(&self, tool: &str) -> bool {
-        any_glob(&self.granted_tools, tool)
+        any_glob(&self.granted_tools, tool) || self.granted_calls.iter().any(|c| c == tool)
     }
 }
 
@@ -1160,10 +1163,9 @@ impl Rule {
         let Some(body) = req.body else {
             return Ok(None);
         };
-        for tool in body.all_tools() {
-            if !any_glob(&self.tools, tool) {
-                return Err(Denial::ToolNotPermitted(tool.to_string()));
-            }
+        // Each tool by its id or an alias (built-ins: type, date-less family, fixed name).
+        if let Some(tool) = body.first_tool_not_granted(&|name| any_glob(&self.tools, name)) {
+            return Err(Denial::ToolNotPermitted(tool.to_string()));
         }
         if body.tool_choice == Some(ToolChoice::Required) && self.tools.is_empty() {
             return Err(Denial::ToolNotPermitted("(required)".into()));
@@ -1205,6 +1207,7 @@ impl Policy {
                         denial: None,
                         clamp_to,
                         granted_tools: rule.tools.clone(),
+                        granted_calls: req.body.map(BodyFacts::call_names).unwrap_or_default(),
                         limits: rule.limits.clone(),
                     }
                 }
@@ -1226,6 +1229,7 @@ impl Policy {
             denial: Some(denial),
             clamp_to: None,
             granted_tools: Vec::new(),
+            granted_calls: Vec::new(),
             limits: Vec::new(),
         }
     }
@@ -1240,6 +1244,7 @@ pub fn no_route() -> Decision {
         denial: Some(Denial::NoRoute),
         clamp_to: None,
         granted_tools: Vec::new(),
+        granted_calls: Vec::new(),
         limits: Vec::new(),
     }
 }

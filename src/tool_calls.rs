@@ -15,7 +15,8 @@ pub fn tool_names(v: &Value) -> Vec<String> {
             out.push(n.to_string());
         }
     };
-    // OpenAI chat: choices[].message|delta .tool_calls[].function.name / .function_call.name
+    // OpenAI chat: choices[].message|delta .tool_calls[].function.name (custom tools:
+    // .custom.name) / .function_call.name
     if let Some(choices) = v.get("choices").and_then(Value::as_array) {
         for c in choices {
             for part in ["message", "delta"] {
@@ -23,6 +24,7 @@ pub fn tool_names(v: &Value) -> Vec<String> {
                 if let Some(calls) = m.get("tool_calls").and_then(Value::as_array) {
                     for call in calls {
                         push(call.pointer("/function/name").and_then(Value::as_str));
+                        push(call.pointer("/custom/name").and_then(Value::as_str));
                     }
                 }
                 push(m.pointer("/function_call/name").and_then(Value::as_str));
@@ -61,11 +63,14 @@ pub fn tool_names(v: &Value) -> Vec<String> {
         blocks.push(block);
     }
     for b in blocks {
-        if matches!(
-            b.get("type").and_then(Value::as_str),
-            Some("tool_use") | Some("server_tool_use")
-        ) {
-            push(b.get("name").and_then(Value::as_str));
+        match b.get("type").and_then(Value::as_str) {
+            Some("tool_use") | Some("server_tool_use") => push(b.get("name").and_then(Value::as_str)),
+            // MCP connector: granted per server, like OpenAI's mcp_call.
+            Some("mcp_tool_use") => {
+                let server = b.get("server_name").and_then(Value::as_str).unwrap_or("");
+                push(Some(&format!("mcp:{server}")));
+            }
+            _ => {}
         }
     }
     out
@@ -389,6 +394,37 @@ mod tests {
             ),
             JsonVerdict::Pass
         );
+    }
+
+    #[test]
+    fn calls_carry_the_names_their_declarations_are_granted_by() {
+        // Chat custom tools are called through `custom`, not `function`.
+        let custom = json!({"choices": [{"message": {"role": "assistant", "tool_calls": [
+            {"id": "1", "type": "custom", "custom": {"name": "delete_db", "input": "x"}}]}}]});
+        assert_eq!(tool_names(&custom), vec!["delete_db"]);
+        let delta = json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "type": "custom", "custom": {"name": "rm"}}]}}]});
+        assert_eq!(tool_names(&delta), vec!["rm"]);
+        // Responses custom tool calls, by name.
+        let custom = json!({"output": [{"type": "custom_tool_call", "name": "grammar", "input": "x"}]});
+        assert_eq!(tool_names(&custom), vec!["grammar"]);
+        // Anthropic MCP connector calls name their server: `mcp:<name>` as declared.
+        let mcp = json!({"content": [{"type": "mcp_tool_use", "id": "m", "name": "echo", "server_name": "example-mcp", "input": {}}]});
+        assert_eq!(tool_names(&mcp), vec!["mcp:example-mcp"]);
+        let ev = json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "mcp_tool_use", "name": "drop", "server_name": "evil"}});
+        assert_eq!(tool_names(&ev), vec!["mcp:evil"]);
+        // Anthropic server tools are called by their fixed name.
+        let st = json!({"content": [{"type": "server_tool_use", "id": "s", "name": "web_search", "input": {"query": "q"}}]});
+        assert_eq!(tool_names(&st), vec!["web_search"]);
+        match check_json(
+            mcp.to_string().as_bytes(),
+            Endpoint::Messages,
+            &only_search,
+            ForbiddenToolCall::Error,
+        ) {
+            JsonVerdict::Replace { tool, .. } => assert_eq!(tool, "mcp:example-mcp"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -117,6 +117,37 @@ def test_forbidden_tool_in_request(stack):
     assert stack.call(user_token(stack), body=chat(tools=ok)).status == 200
 
 
+def test_every_tool_declaration_is_seen(stack):
+    # On main, a server tool carrying an allowed name, a second name and switches such as
+    # web_search_options all reached the upstream. The grant here is `search_*`.
+    def status(body, path="/v1/chat/completions"):
+        r = stack.call(user_token(stack), path=path, body=body)
+        err = json.loads(r.body).get("error") if r.status >= 400 else None
+        return r.status, err and err["code"], err and err["param"]
+
+    refused = (400, "invalid_request", "tools")
+    # Responses reads the top-level name; main authorized the nested one.
+    two_names = {"type": "function", "name": "delete_database", "function": {"name": "search_docs"}}
+    assert status({"model": "mock-gpt", "input": "hi", "tools": [two_names]}, "/v1/responses") == refused
+    assert status(chat(tools=[two_names])) == refused
+    bash_as_search = {"type": "bash_20250124", "name": "search_docs"}
+    assert status(chat(max_tokens=10, tools=[bash_as_search]), "/v1/messages") == refused
+    forbidden = [
+        ("/v1/messages", chat(max_tokens=10, tools=[{"type": "bash_20250124", "name": "bash"}])),
+        ("/v1/messages", chat(max_tokens=10, mcp_servers=[{"type": "url", "url": "https://evil.example/mcp",
+                                                           "name": "search_evil"}])),
+        ("/v1/chat/completions", chat(web_search_options={})),
+        ("/v1/chat/completions", chat(tools=[{"type": "custom", "custom": {"name": "delete_database"}}])),
+        ("/v1/responses", {"model": "mock-gpt", "input": "hi", "tools": [{"type": "code_interpreter"}]}),
+        ("/v1/responses", {"model": "mock-gpt", "input": "hi",
+                           "tools": [{"type": "mcp", "server_label": "search_x", "server_url": "https://x"}]}),
+    ]
+    for path, body in forbidden:
+        assert status(body, path) == (403, "tool_not_permitted", None), (path, body)
+    allowed = chat(tools=[{"type": "custom", "custom": {"name": "search_code"}}])
+    assert status(allowed)[0] == 200
+
+
 # The request declares an allowed tool; the model (talked into it, or hallucinating) calls
 # another one. Without any declared tool these APIs do not return tool calls at all.
 DECLARED = [{"type": "function", "function": {"name": "search_docs", "parameters": {}}}]

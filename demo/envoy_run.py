@@ -88,10 +88,34 @@ def with_file_lds(config: dict, lds_path: Path) -> dict:
 
 DEFAULT_ROUTES = [{"name": "inference", "match": {"prefix": "/"}, "route": {"cluster": "llm_upstream", "timeout": "60s"}}]
 
+# The HCM options every shipped Envoy YAML sets (tests/test_envoy_yaml.py checks them): Envoy
+# normalises the path and refuses escaped slashes and header names with underscores before any
+# filter runs. The filter must be safe without them too; tests run both ways.
+HARDENED_HCM = {
+    "normalize_path": True,
+    "merge_slashes": True,
+    "path_with_escaped_slashes_action": "REJECT_REQUEST",
+    "common_http_protocol_options": {"headers_with_underscores_action": "REJECT_REQUEST"},
+}
+
+_UPSTREAM_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+
+def upstream_protocol(explicit_http_config: dict) -> dict:
+    """typed_extension_protocol_options for a cluster, e.g. `{"http2_protocol_options": {}}`
+    (h2c upstream) or `{"http_protocol_options": {"enable_trailers": True}}`."""
+    return {_UPSTREAM_HTTP_OPTIONS: {
+        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        "explicit_http_config": explicit_http_config}}
+
 
 def bootstrap(plugin_config: dict, listen_port: int, admin_port: int, upstream: tuple[str, int],
               jwks: tuple[str, int] | None, access_log: str | None = None, routes: list | None = None,
-              filters: list | None = None, stop_iteration: bool = True) -> dict:
+              filters: list | None = None, stop_iteration: bool = True, hcm_options: dict | None = None,
+              upstream_http: dict | None = None) -> dict:
+    """`hcm_options` are merged into the HttpConnectionManager (e.g. HARDENED_HCM, or
+    `{"http_protocol_options": {"enable_trailers": True}}`); `upstream_http` is the upstream
+    cluster's explicit_http_config (see upstream_protocol). Both default to Envoy's defaults."""
     access = []
     if access_log:
         access.append({
@@ -104,6 +128,8 @@ def bootstrap(plugin_config: dict, listen_port: int, admin_port: int, upstream: 
             },
         })
     clusters = [_cluster("llm_upstream", *upstream)]
+    if upstream_http is not None:
+        clusters[0]["typed_extension_protocol_options"] = upstream_protocol(upstream_http)
     if jwks:
         clusters.append(_cluster("jwks", *jwks))
     return {
@@ -126,6 +152,7 @@ def bootstrap(plugin_config: dict, listen_port: int, admin_port: int, upstream: 
                             {"name": "envoy.filters.http.router", "typed_config": {
                                 "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
                         ],
+                        **(hcm_options or {}),
                     },
                 }]}],
             }],

@@ -32,6 +32,35 @@ def test_envoy_validates_yaml(path, monkeypatch, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
+def _connection_managers(node):
+    """Every HttpConnectionManager typed_config in a parsed YAML document."""
+    if isinstance(node, dict):
+        if str(node.get("@type", "")).endswith("HttpConnectionManager"):
+            yield node
+        for v in node.values():
+            yield from _connection_managers(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _connection_managers(v)
+
+
+@pytest.mark.parametrize("path", YAMLS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_shipped_yaml_normalises_paths_and_refuses_underscore_headers(path):
+    """Issue 13: the path the filter decides on must be the path the upstream serves, and an
+    identity header must not be smuggled as `x_warden_...`; every shipped bootstrap makes Envoy
+    normalise and refuse first (the filter stays safe without these; see test_bypass_request)."""
+    from ruamel.yaml import YAML  # installed with check-jsonschema (requirements-dev.txt)
+    managers = list(_connection_managers(YAML(typ="safe").load(path.read_text())))
+    assert managers, "no HttpConnectionManager found"
+    for hcm in managers:
+        for field, value in envoy_run.HARDENED_HCM.items():
+            if isinstance(value, dict):
+                for sub, subvalue in value.items():
+                    assert (hcm.get(field) or {}).get(sub) == subvalue, f"{hcm.get('stat_prefix')}: {field}.{sub}"
+            else:
+                assert hcm.get(field) == value, f"{hcm.get('stat_prefix')}: {field}"
+
+
 def _bootstrap_with(plugin_config: dict) -> dict:
     clusters = [("idp_jwks", 1), ("spire_jwks", 2), ("jwks", 3)]
     b = envoy_run.bootstrap(plugin_config, 10000, 9901, ("127.0.0.1", 18080), None)

@@ -466,16 +466,16 @@ TOOL_CASES = [
     ("chat-web-search-options", "/v1/chat/completions", {"web_search_options": {}}, 403),
     ("responses-web-search", "/v1/responses", {"tools": [{"type": "web_search_preview"}]}, 403),
     ("responses-web-search-named", "/v1/responses",
-     {"tools": [{"type": "web_search_preview", "name": "search_docs"}]}, 403),
+     {"tools": [{"type": "web_search_preview", "name": "search_docs"}]}, 400),
     ("responses-code-interpreter", "/v1/responses",
      {"tools": [{"type": "code_interpreter", "container": {"type": "auto"}}]}, 403),
     ("responses-code-interpreter-named", "/v1/responses",
-     {"tools": [{"type": "code_interpreter", "name": "search_docs", "container": {"type": "auto"}}]}, 403),
+     {"tools": [{"type": "code_interpreter", "name": "search_docs", "container": {"type": "auto"}}]}, 400),
     ("responses-mcp", "/v1/responses",
      {"tools": [{"type": "mcp", "server_label": "evil", "server_url": "https://evil.example/mcp"}]}, 403),
     ("responses-mcp-named", "/v1/responses",
      {"tools": [{"type": "mcp", "server_label": "evil", "name": "search_docs",
-                 "server_url": "https://evil.example/mcp"}]}, 403),
+                 "server_url": "https://evil.example/mcp"}]}, 400),
     ("anthropic-bash", "/v1/messages", {"tools": [{"type": "bash_20250124", "name": "bash"}]}, 403),
     ("anthropic-mcp-servers", "/v1/messages",
      {"mcp_servers": [{"type": "url", "url": "https://evil.example/mcp", "name": "evil"}]}, 403),
@@ -486,6 +486,8 @@ TOOL_CASES = [
 ]
 
 
+# A built-in tool that also carries a `name` (an allowed function's) is a declaration with
+# two names: refused as malformed (400), never authorized on the harmless name.
 @pytest.mark.parametrize("case", TOOL_CASES, ids=[c[0] for c in TOOL_CASES])
 def test_forbidden_tool_declaration(shared, case):
     _, target, extra, status = case

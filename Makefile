@@ -79,7 +79,7 @@ soak: wasm venv
 soak-smoke: wasm venv
 	SOAK_SECONDS=15 $(PY) bench/soak.py
 
-FUZZ_TARGETS := token config request_body sse redact_stream policy
+FUZZ_TARGETS := token config request_body sse redact_stream policy request_path
 FUZZ_SECONDS ?= 10
 
 ## Fuzz every target for FUZZ_SECONDS each (CI: 10 s). Longer: make fuzz-smoke FUZZ_SECONDS=600

@@ -30,6 +30,7 @@ pub mod ratelimit;
 pub mod reason;
 pub mod redact;
 pub mod redact_stream;
+pub mod request_path;
 pub mod token_cache;
 pub mod tool_calls;
 pub mod tool_decls;

@@ -2,10 +2,11 @@
 //! token caps, from the path, a header or the JSON body (OpenAI chat/completions/embeddings/
 //! responses and Anthropic messages shapes).
 
+use crate::request_path::CanonicalPath;
 use crate::tool_decls::{self, Tool};
 use serde_json::{Map, Value};
 
-/// The API operation, derived from the path. Policies grant actions by these names.
+/// The API operation, derived from the canonical path. Policies grant actions by these names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     ChatCompletions,
@@ -14,32 +15,33 @@ pub enum Endpoint {
     Responses,
     Messages,
     Models,
-    /// Anything else (admin APIs, health, files...): no body inspection.
+    /// `images/generations` (JSON). Edits and variations are multipart: `Other`.
+    ImageGenerations,
+    /// `audio/speech` (JSON). Transcriptions and translations are multipart: `Other`.
+    Speech,
+    Moderations,
+    /// Anything else (admin APIs, health, files, batches, assistants, fine-tuning, uploads,
+    /// multipart endpoints...): no body inspection, and granted only explicitly.
     Other,
 }
 
 impl Endpoint {
-    pub fn from_path(path: &str) -> Endpoint {
-        let path = path
-            .split(['?', '#'])
-            .next()
-            .unwrap_or_default()
-            .trim_end_matches('/');
-        // Azure-style and proxy prefixes end in the same operation names.
-        if path.ends_with("/chat/completions") {
-            Endpoint::ChatCompletions
-        } else if path.ends_with("/v1/completions") || path.ends_with("/completions") {
-            Endpoint::Completions
-        } else if path.ends_with("/embeddings") {
-            Endpoint::Embeddings
-        } else if path.ends_with("/v1/responses") || path == "/responses" {
-            Endpoint::Responses
-        } else if path.ends_with("/v1/messages") || path == "/messages" {
-            Endpoint::Messages
-        } else if path.ends_with("/v1/models") || path.contains("/v1/models/") {
-            Endpoint::Models
-        } else {
-            Endpoint::Other
+    /// The endpoint a path names. Known names compare case-insensitively (`/v1/CHAT/completions`
+    /// is chat) and match as suffixes, so Azure-style and proxy prefixes classify too.
+    pub fn of(path: &CanonicalPath) -> Endpoint {
+        let segments: Vec<String> = path.segments().map(str::to_ascii_lowercase).collect();
+        let s: Vec<&str> = segments.iter().map(String::as_str).collect();
+        match s.as_slice() {
+            [.., "chat", "completions"] => Endpoint::ChatCompletions,
+            [.., "completions"] => Endpoint::Completions,
+            [.., "embeddings"] => Endpoint::Embeddings,
+            [.., "v1", "responses"] | ["responses"] => Endpoint::Responses,
+            [.., "v1", "messages"] | ["messages"] => Endpoint::Messages,
+            [.., "images", "generations"] => Endpoint::ImageGenerations,
+            [.., "audio", "speech"] => Endpoint::Speech,
+            [.., "moderations"] => Endpoint::Moderations,
+            _ if s.windows(2).any(|w| w == ["v1", "models"]) => Endpoint::Models,
+            _ => Endpoint::Other,
         }
     }
 
@@ -52,20 +54,16 @@ impl Endpoint {
             Endpoint::Responses => "responses",
             Endpoint::Messages => "messages",
             Endpoint::Models => "models",
+            Endpoint::ImageGenerations => "images",
+            Endpoint::Speech => "speech",
+            Endpoint::Moderations => "moderations",
             Endpoint::Other => "other",
         }
     }
 
-    /// Endpoints whose JSON body carries the model and tools.
+    /// Endpoints whose JSON body carries the model (and, for some, tools).
     pub fn has_json_body(self) -> bool {
-        matches!(
-            self,
-            Endpoint::ChatCompletions
-                | Endpoint::Completions
-                | Endpoint::Embeddings
-                | Endpoint::Responses
-                | Endpoint::Messages
-        )
+        !matches!(self, Endpoint::Models | Endpoint::Other)
     }
 }
 
@@ -192,7 +190,9 @@ pub fn clamp_max_tokens(obj: &mut Map<String, Value>, cap: u64) -> Vec<u8> {
 }
 
 /// A path template such as `/openai/deployments/{model}/**`: `{model}` captures one segment,
-/// `*` matches one segment, a trailing `**` matches the rest.
+/// `*` matches one segment, a trailing `**` matches the rest. Literal segments compare
+/// case-insensitively, like endpoint names: a case variant of the prefix still names the model
+/// (else `/OPENAI/deployments/gpt-4o/...` would hide the deployment from the policy).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathPattern {
     segments: Vec<String>,
@@ -219,10 +219,9 @@ impl PathPattern {
         Ok(PathPattern { segments })
     }
 
-    /// The model named by `path`, if it matches.
-    pub fn model_of(&self, path: &str) -> Option<String> {
-        let path = path.split(['?', '#']).next().unwrap_or_default();
-        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    /// The model named by `path` (decoded, e.g. `anthropic.claude-v2:1`), if it matches.
+    pub fn model_of(&self, path: &CanonicalPath) -> Option<String> {
+        let parts: Vec<&str> = path.segments().collect();
         let mut model = None;
         for (i, seg) in self.segments.iter().enumerate() {
             if seg == "**" {
@@ -230,10 +229,10 @@ impl PathPattern {
             }
             let part = *parts.get(i)?;
             match seg.as_str() {
-                "{model}" if !part.is_empty() && part.len() <= MAX_NAME_LEN => model = Some(part.to_string()),
+                "{model}" if part.len() <= MAX_NAME_LEN => model = Some(part.to_string()),
                 "{model}" => return None,
                 "*" => {}
-                literal if literal == part => {}
+                literal if literal.eq_ignore_ascii_case(part) => {}
                 _ => return None,
             }
         }
@@ -254,28 +253,63 @@ mod tests {
         parse_body(v.to_string().as_bytes()).map(|(_, f)| f)
     }
 
+    fn endpoint(raw: &str) -> Endpoint {
+        Endpoint::of(&crate::request_path::canonical(raw).unwrap())
+    }
+
     #[test]
     fn endpoints_from_paths() {
+        use Endpoint::*;
+        for (path, want) in [
+            ("/v1/chat/completions", ChatCompletions),
+            ("/v1/chat/completions?x=1", ChatCompletions),
+            ("/v1/chat/completions/", ChatCompletions),
+            ("/openai/deployments/gpt4/chat/completions", ChatCompletions),
+            ("/v1/completions", Completions),
+            ("/v1/embeddings", Embeddings),
+            ("/v1/responses", Responses),
+            ("/responses", Responses),
+            ("/v1/messages", Messages),
+            ("/messages", Messages),
+            ("/v1/models", Models),
+            ("/v1/models/gpt-4o", Models),
+            ("/v1/images/generations", ImageGenerations),
+            ("/openai/deployments/d/images/generations", ImageGenerations),
+            ("/v1/audio/speech", Speech),
+            ("/v1/moderations", Moderations),
+            ("/admin/models/load", Other),
+            ("/v1/files", Other),
+            ("/v1/batches", Other),
+            ("/v1/assistants", Other),
+            ("/v1/threads/t/runs", Other),
+            ("/v1/fine_tuning/jobs", Other),
+            ("/v1/uploads", Other),
+            ("/v1/audio/transcriptions", Other),
+            ("/v1/audio/translations", Other),
+            ("/v1/images/edits", Other),
+            ("/v1/images/variations", Other),
+            ("/v1/responses/resp_1", Other),
+            ("/v1/messages/batches", Other),
+            ("/", Other),
+        ] {
+            assert_eq!(endpoint(path), want, "{path}");
+        }
+        assert!(ChatCompletions.has_json_body() && Speech.has_json_body());
+        assert!(!Models.has_json_body() && !Other.has_json_body());
         assert_eq!(
-            Endpoint::from_path("/v1/chat/completions"),
-            Endpoint::ChatCompletions
+            [ImageGenerations, Speech, Moderations].map(Endpoint::action),
+            ["images", "speech", "moderations"]
         );
-        assert_eq!(
-            Endpoint::from_path("/v1/chat/completions?x=1"),
-            Endpoint::ChatCompletions
-        );
-        assert_eq!(
-            Endpoint::from_path("/openai/deployments/gpt4/chat/completions"),
-            Endpoint::ChatCompletions
-        );
-        assert_eq!(Endpoint::from_path("/v1/completions"), Endpoint::Completions);
-        assert_eq!(Endpoint::from_path("/v1/embeddings"), Endpoint::Embeddings);
-        assert_eq!(Endpoint::from_path("/v1/responses"), Endpoint::Responses);
-        assert_eq!(Endpoint::from_path("/v1/messages"), Endpoint::Messages);
-        assert_eq!(Endpoint::from_path("/v1/models"), Endpoint::Models);
-        assert_eq!(Endpoint::from_path("/admin/models/load"), Endpoint::Other);
-        assert!(Endpoint::ChatCompletions.has_json_body());
-        assert!(!Endpoint::Models.has_json_body());
+    }
+
+    #[test]
+    fn case_variants_of_known_endpoints_are_those_endpoints() {
+        assert_eq!(endpoint("/v1/CHAT/completions"), Endpoint::ChatCompletions);
+        assert_eq!(endpoint("/V1/Chat/Completions"), Endpoint::ChatCompletions);
+        assert_eq!(endpoint("/V1/RESPONSES"), Endpoint::Responses);
+        assert_eq!(endpoint("/v1/Messages"), Endpoint::Messages);
+        assert_eq!(endpoint("/V1/MODELS/x"), Endpoint::Models);
+        assert_eq!(endpoint("/OpenAI/Deployments/d/Embeddings"), Endpoint::Embeddings);
     }
 
     #[test]
@@ -420,21 +454,42 @@ mod tests {
 
     #[test]
     fn path_patterns() {
+        let model = |p: &PathPattern, raw: &str| p.model_of(&crate::request_path::canonical(raw).unwrap());
         let azure = PathPattern::parse("/openai/deployments/{model}/**").unwrap();
         assert_eq!(
-            azure
-                .model_of("/openai/deployments/gpt-4o/chat/completions?api-version=1")
-                .as_deref(),
+            model(
+                &azure,
+                "/openai/deployments/gpt-4o/chat/completions?api-version=1"
+            )
+            .as_deref(),
             Some("gpt-4o")
         );
-        assert_eq!(azure.model_of("/openai/other/gpt-4o/chat"), None);
+        assert_eq!(
+            model(&azure, "/openai/deployments/gpt-4o").as_deref(),
+            Some("gpt-4o")
+        );
+        assert_eq!(model(&azure, "/openai/other/gpt-4o/chat"), None);
+        // A case variant of the prefix still names the deployment; the model keeps its case.
+        assert_eq!(
+            model(&azure, "/OpenAI/DEPLOYMENTS/GPT-4o/chat/completions").as_deref(),
+            Some("GPT-4o")
+        );
         let bedrock = PathPattern::parse("/model/{model}/invoke").unwrap();
         assert_eq!(
-            bedrock.model_of("/model/anthropic.claude-v2/invoke").as_deref(),
+            model(&bedrock, "/model/anthropic.claude-v2/invoke").as_deref(),
             Some("anthropic.claude-v2")
         );
-        assert_eq!(bedrock.model_of("/model/x/invoke/extra"), None);
-        assert_eq!(bedrock.model_of("/model//invoke"), None);
+        // The model is decoded: botocore sends ":" as %3A.
+        assert_eq!(
+            model(&bedrock, "/model/anthropic.claude-v2%3A1/invoke").as_deref(),
+            Some("anthropic.claude-v2:1")
+        );
+        assert_eq!(model(&bedrock, "/model/x/invoke/").as_deref(), Some("x"));
+        assert_eq!(model(&bedrock, "/model/x/invoke/extra"), None);
+        assert_eq!(
+            model(&bedrock, &format!("/model/{}/invoke", "m".repeat(300))),
+            None
+        );
         assert!(PathPattern::parse("/no/model").is_err());
         assert!(PathPattern::parse("/a/**/{model}").is_err());
         assert!(PathPattern::parse("relative/{model}").is_err());

@@ -6,6 +6,8 @@ use crate::claims::Identity;
 use crate::config::ConfigError;
 use crate::llm_request::{BodyFacts, Endpoint, PathPattern, ToolChoice};
 use crate::ratelimit::{KeyBy, Kind, Limit, LimitSpec, ModelScope, Period, SlotTable};
+use crate::reason::RequestProblem;
+use crate::request_path::CanonicalPath;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -109,6 +111,8 @@ pub struct RouteMatch {
     pub route_name: Option<String>,
     /// `:authority` without port, e.g. `llm.example.com` or `*.example.com`.
     pub host: Option<String>,
+    /// A prefix of the canonical (decoded) path, compared case-insensitively like endpoint
+    /// names; the query is not part of it.
     pub path_prefix: Option<String>,
 }
 
@@ -364,10 +368,19 @@ pub struct RuleConfig {
     #[serde(default)]
     pub when: When,
     /// Granted actions (globs): chat, completions, embeddings, responses, messages, models,
-    /// other. Default: all.
+    /// images, speech, moderations. Default: all of these. `other` (an endpoint the filter
+    /// does not understand) is granted only by the literal "other", never by a glob or the
+    /// default; or, path by path, by `other_paths`.
     #[serde(default = "all")]
     pub actions: Vec<String>,
-    /// Granted models (exact names or globs). Default: none.
+    /// Path globs on the canonical path granting action `other` there: `*` matches within a
+    /// segment, `**` across segments; a trailing `/**` also matches the prefix itself
+    /// (`/v1/files/**` grants `/v1/files` and everything under it). Case-sensitive.
+    #[serde(default)]
+    pub other_paths: Vec<String>,
+    /// Granted models (exact names or globs). `*` stops at `/` (`meta-llama/*` grants
+    /// `meta-llama/x`), `**` does not; a name with `..` or control characters matches
+    /// nothing. Default: none.
     #[serde(default)]
     pub models: Vec<String>,
     /// Granted tools (globs). Default: none.
@@ -643,6 +656,7 @@ struct Rule {
     windows: Vec<Window>,
     cidrs: Vec<Cidr>,
     actions: Vec<String>,
+    other_paths: Vec<String>,
     models: Vec<String>,
     tools: Vec<String>,
     max_tokens: Option<TokenCap>,
@@ -704,11 +718,8 @@ impl Authorizer {
                     "needs route_name, host or path_prefix (use path_prefix \"/\" for all)",
                 ));
             }
-            if m.path_prefix.as_deref().is_some_and(|x| !x.starts_with('/')) {
-                return Err(cerr(
-                    format!("{p}.routes[{i}].match.path_prefix"),
-                    "must start with \"/\"",
-                ));
+            if let Some(prefix) = &m.path_prefix {
+                check_path_glob(prefix).map_err(|e| cerr(format!("{p}.routes[{i}].match.path_prefix"), e))?;
             }
             let idx = names.iter().position(|n| **n == r.policy).ok_or_else(|| {
                 cerr(
@@ -768,6 +779,11 @@ impl Authorizer {
                         condition_headers.push(h.clone());
                     }
                 }
+                let mut other_paths = Vec::new();
+                for (k, g) in rc.other_paths.iter().enumerate() {
+                    check_path_glob(g).map_err(|e| cerr(format!("{rp}.other_paths[{k}]"), e))?;
+                    other_paths.push(g.clone());
+                }
                 if rc.max_tokens.is_some_and(|c| c.limit == 0) {
                     return Err(cerr(format!("{rp}.max_tokens.limit"), "must be greater than 0"));
                 }
@@ -792,6 +808,7 @@ impl Authorizer {
                     windows,
                     cidrs,
                     actions: rc.actions.clone(),
+                    other_paths,
                     models: rc.models.clone(),
                     tools: rc.tools.clone(),
                     max_tokens: rc.max_tokens,
@@ -902,13 +919,23 @@ impl Authorizer {
     }
 
     /// The policy for a request, by first matching route rule.
-    pub fn route(&self, route_name: Option<&str>, host: Option<&str>, path: &str) -> Option<&Policy> {
+    pub fn route(
+        &self,
+        route_name: Option<&str>,
+        host: Option<&str>,
+        path: &CanonicalPath,
+    ) -> Option<&Policy> {
         self.route_index(route_name, host, path)
             .and_then(|i| self.policies.get(i))
     }
 
     /// Index of the policy chosen by the first matching route rule.
-    pub fn route_index(&self, route_name: Option<&str>, host: Option<&str>, path: &str) -> Option<usize> {
+    pub fn route_index(
+        &self,
+        route_name: Option<&str>,
+        host: Option<&str>,
+        path: &CanonicalPath,
+    ) -> Option<usize> {
         let host = host.map(strip_port);
         self.routes
             .iter()
@@ -919,7 +946,12 @@ impl Authorizer {
                     && m.host.as_deref().is_none_or(|g| {
                         host.is_some_and(|h| glob(&g.to_ascii_lowercase(), &h.to_ascii_lowercase()))
                     })
-                    && m.path_prefix.as_deref().is_none_or(|pre| path.starts_with(pre))
+                    && m.path_prefix.as_deref().is_none_or(|pre| {
+                        path.as_str()
+                            .as_bytes()
+                            .get(..pre.len())
+                            .is_some_and(|head| head.eq_ignore_ascii_case(pre.as_bytes()))
+                    })
             })
             .map(|(_, i)| *i)
     }
@@ -944,18 +976,57 @@ impl Authorizer {
             (ModelScope::Group, Some(m)) => self
                 .model_groups
                 .iter()
-                .find(|(_, globs)| any_glob(globs, m))
+                .find(|(_, globs)| globs.iter().any(|g| model_glob(g, m)))
                 .map_or_else(|| m.to_string(), |(g, _)| format!("group:{g}")),
         }
     }
 
-    /// The model named by the path or header, for requests whose body names none.
-    pub fn model_outside_body(&self, path: &str, header: impl Fn(&str) -> Option<String>) -> Option<String> {
-        self.model_patterns
+    /// The model named outside the body: by the path (`model_from.path_patterns`) or the
+    /// configured header. Where both (or several patterns) name one, they must agree: the
+    /// upstream may route on any of them.
+    pub fn model_outside_body(
+        &self,
+        path: &CanonicalPath,
+        header: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<String>, RequestProblem> {
+        let mut named = self
+            .model_patterns
             .iter()
-            .find_map(|p| p.model_of(path))
-            .or_else(|| self.model_header.as_deref().and_then(header))
+            .filter_map(|p| p.model_of(path))
+            .chain(self.model_header.as_deref().and_then(header));
+        let first = named.next();
+        if named.any(|other| Some(&other) != first.as_ref()) {
+            return Err(RequestProblem::ModelMismatch);
+        }
+        Ok(first)
     }
+}
+
+/// The model the upstream serves, once the body is parsed: the one named outside the body
+/// (`Authorizer::model_outside_body`) and the body's `model` must be the same, else neither
+/// can be trusted to be the one checked.
+pub fn served_model(
+    outside_body: Option<&str>,
+    body: Option<&str>,
+) -> Result<Option<String>, RequestProblem> {
+    match (outside_body, body) {
+        (Some(outside), Some(inside)) if outside != inside => Err(RequestProblem::ModelMismatch),
+        (outside, inside) => Ok(inside.or(outside).map(str::to_string)),
+    }
+}
+
+/// Why a path prefix or `other_paths` glob could never match a canonical path.
+fn check_path_glob(pattern: &str) -> Result<(), &'static str> {
+    if !pattern.starts_with('/') {
+        return Err("must start with \"/\"");
+    }
+    if pattern.chars().any(|c| c.is_control() || "%?#;\\".contains(c)) {
+        return Err("is matched against the decoded path: no %-escapes, \"?\", \"#\", \";\", \"\\\" or control characters");
+    }
+    if pattern.contains("//") || pattern.split('/').any(|s| s == "." || s == "..") {
+        return Err("must not contain empty, \".\" or \"..\" segments");
+    }
+    Ok(())
 }
 
 fn strip_port(host: &str) -> &str {
@@ -1000,17 +1071,84 @@ fn any_glob(patterns: &[String], text: &str) -> bool {
     patterns.iter().any(|g| glob(g, text))
 }
 
+/// Model globs: `*` matches any run of characters except `/` (`meta-llama/*` is needed for
+/// `meta-llama/x`, and `org/*` never reaches `org/a/b`); `**` matches across `/`. A model
+/// containing `..` or control characters matches nothing, not even its exact name: such a
+/// name is a path trick, not a model.
+pub fn model_glob(pattern: &str, model: &str) -> bool {
+    !model.contains("..") && !model.chars().any(char::is_control) && slash_glob(pattern, model)
+}
+
+/// `other_paths` globs on the canonical path: `*` within a segment, `**` across segments, a
+/// trailing `/**` also matching the prefix itself. A trailing `/` of the path is ignored.
+pub fn path_glob(pattern: &str, path: &CanonicalPath) -> bool {
+    let text = path.without_trailing_slash();
+    let pattern = match pattern.strip_suffix('/') {
+        Some(p) if !p.is_empty() => p,
+        _ => pattern,
+    };
+    pattern.strip_suffix("/**").is_some_and(|prefix| prefix == text) || slash_glob(pattern, text)
+}
+
+/// Glob where `*` stops at `/` and `**` does not. Dynamic programming over the text, so a
+/// pattern with many stars costs pattern × text steps, never an exponential backtrack.
+fn slash_glob(pattern: &str, text: &str) -> bool {
+    let t = text.as_bytes();
+    // reach[j]: the pattern read so far matches exactly t[..j].
+    let mut reach = vec![false; t.len() + 1];
+    if let Some(r) = reach.first_mut() {
+        *r = true;
+    }
+    let mut p = pattern.as_bytes();
+    while let Some((&c, rest)) = p.split_first() {
+        if c == b'*' {
+            let stars = p.iter().take_while(|&&b| b == b'*').count();
+            p = p.get(stars..).unwrap_or_default();
+            let crosses_slash = stars >= 2;
+            let mut carry = false;
+            for (j, r) in reach.iter_mut().enumerate() {
+                let after_slash = j.checked_sub(1).and_then(|k| t.get(k)) == Some(&b'/');
+                if after_slash && !crosses_slash {
+                    carry = false;
+                }
+                carry |= *r;
+                *r = carry;
+            }
+        } else {
+            p = rest;
+            // Backwards, so reach[j - 1] is still the old value when reach[j] is computed.
+            for j in (1..reach.len()).rev() {
+                let k = j - 1;
+                let v = reach.get(k).copied().unwrap_or(false) && t.get(k) == Some(&c);
+                if let Some(r) = reach.get_mut(j) {
+                    *r = v;
+                }
+            }
+            if let Some(r) = reach.first_mut() {
+                *r = false;
+            }
+        }
+        if !reach.contains(&true) {
+            return false;
+        }
+    }
+    reach.last().copied().unwrap_or(false)
+}
+
 // ---------- evaluation ----------
 
 /// What the request is, beyond the caller's identity.
 pub struct RequestView<'a> {
+    /// `Endpoint::of(path)`.
     pub endpoint: Endpoint,
+    /// The canonical path, for `other_paths` grants.
+    pub path: &'a CanonicalPath,
     pub source_ip: Option<IpAddr>,
     pub now_unix: u64,
     pub header: &'a dyn Fn(&str) -> Option<String>,
     /// Body facts (None when the endpoint has no JSON body).
     pub body: Option<&'a BodyFacts>,
-    /// The model from path/header when the body names none.
+    /// The model named by the path or header (`Authorizer::model_outside_body`).
     pub model_outside_body: Option<String>,
 }
 
@@ -1143,22 +1281,38 @@ impl Rule {
         true
     }
 
+    fn grants_action(&self, req: &RequestView) -> bool {
+        match req.endpoint {
+            // Deny by default: what the filter cannot inspect needs an explicit grant.
+            Endpoint::Other => {
+                self.actions.iter().any(|a| a == "other")
+                    || self.other_paths.iter().any(|g| path_glob(g, req.path))
+            }
+            known => any_glob(&self.actions, known.action()),
+        }
+    }
+
     /// The first thing this rule does not grant, or Ok(clamp) when it grants everything.
     fn grants(&self, req: &RequestView) -> Result<Option<u64>, Denial> {
-        if !any_glob(&self.actions, req.endpoint.action()) {
+        if !self.grants_action(req) {
             return Err(Denial::ActionNotPermitted);
         }
-        let model = req
-            .body
-            .and_then(|b| b.model.clone())
-            .or_else(|| req.model_outside_body.clone());
-        match &model {
-            Some(m) if !any_glob(&self.models, m) => return Err(Denial::ModelNotPermitted),
-            // A JSON endpoint without a model could fall through to an upstream default model.
-            None if req.endpoint.has_json_body() && !self.models.iter().any(|g| g == "*") => {
-                return Err(Denial::ModelRequired)
+        let body_model = req.body.and_then(|b| b.model.as_deref());
+        let outside = req.model_outside_body.as_deref();
+        // Both are checked (served_model refuses a disagreement before this): whichever the
+        // upstream routes on was granted.
+        for model in [body_model, outside].into_iter().flatten() {
+            if !self.models.iter().any(|g| model_glob(g, model)) {
+                return Err(Denial::ModelNotPermitted);
             }
-            _ => {}
+        }
+        // A JSON endpoint without a model could fall through to an upstream default model.
+        if body_model.is_none()
+            && outside.is_none()
+            && req.endpoint.has_json_body()
+            && !self.models.iter().any(|g| g == "*" || g == "**")
+        {
+            return Err(Denial::ModelRequired);
         }
         let Some(body) = req.body else {
             return Ok(None);

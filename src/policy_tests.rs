@@ -4,6 +4,8 @@ use crate::claims::Identity;
 use crate::llm_request::{parse_body, BodyFacts, Endpoint};
 use crate::policy::key_value;
 use crate::policy::*;
+use crate::reason::RequestProblem;
+use crate::request_path::{canonical, CanonicalPath};
 use serde_json::{json, Value};
 
 fn authorizer(cfg: Value) -> Authorizer {
@@ -26,13 +28,28 @@ fn no_headers(_: &str) -> Option<String> {
     None
 }
 
+/// A canonical path that lives as long as the test (views borrow it).
+fn path(raw: &str) -> &'static CanonicalPath {
+    Box::leak(Box::new(canonical(raw).unwrap()))
+}
+
 fn view<'a>(
+    endpoint: Endpoint,
+    body: Option<&'a BodyFacts>,
+    header: &'a dyn Fn(&str) -> Option<String>,
+) -> RequestView<'a> {
+    view_at("/", endpoint, body, header)
+}
+
+fn view_at<'a>(
+    raw_path: &str,
     endpoint: Endpoint,
     body: Option<&'a BodyFacts>,
     header: &'a dyn Fn(&str) -> Option<String>,
 ) -> RequestView<'a> {
     RequestView {
         endpoint,
+        path: path(raw_path),
         source_ip: "10.1.2.3".parse().ok(),
         now_unix: MONDAY_1030_UTC,
         header,
@@ -56,7 +73,8 @@ fn base() -> Value {
                  "max_tokens": {"limit": 256, "on_exceed": "clamp"}}
             ]},
             "admin": {"rules": [
-                {"name": "humans-admin", "when": {"issuers": ["humans"], "audiences": ["llm-admin"], "scopes": ["llm:admin"]}}
+                {"name": "humans-admin", "when": {"issuers": ["humans"], "audiences": ["llm-admin"], "scopes": ["llm:admin"]},
+                 "other_paths": ["/admin/**"]}
             ]}
         }
     })
@@ -91,20 +109,20 @@ fn routes_by_name_host_prefix_and_default_deny() {
         ],
         "policies": {"p": {"rules": [{"name": "r"}]}}
     }));
-    assert!(a.route(Some("admin"), None, "/x").is_some());
+    assert!(a.route(Some("admin"), None, path("/x")).is_some());
     assert!(a
-        .route(None, Some("llm.internal:8443"), "/v1/chat/completions")
+        .route(None, Some("llm.internal:8443"), path("/v1/chat/completions"))
         .is_some());
-    assert!(a.route(None, Some("LLM.INTERNAL"), "/v1/x").is_some());
-    assert!(a.route(None, Some("llm.public"), "/v1/x").is_none());
-    assert!(a.route(None, Some("llm.internal"), "/v2/x").is_none());
+    assert!(a.route(None, Some("LLM.INTERNAL"), path("/v1/x")).is_some());
+    assert!(a.route(None, Some("llm.public"), path("/v1/x")).is_none());
+    assert!(a.route(None, Some("llm.internal"), path("/v2/x")).is_none());
     assert_eq!(no_route().denial, Some(Denial::NoRoute));
 }
 
 #[test]
 fn allowed_model_and_tools() {
     let a = authorizer(base());
-    let p = a.route(None, None, "/v1/chat/completions").unwrap();
+    let p = a.route(None, None, path("/v1/chat/completions")).unwrap();
     let f = facts(json!({"model": "llama-3-8b", "tools": [{"name": "search_web"}], "max_tokens": 100}));
     let d = p.decide(
         &analyst(),
@@ -119,7 +137,7 @@ fn allowed_model_and_tools() {
 #[test]
 fn forbidden_model_tool_stream_and_caps() {
     let a = authorizer(base());
-    let p = a.route(None, None, "/v1/chat/completions").unwrap();
+    let p = a.route(None, None, path("/v1/chat/completions")).unwrap();
     let decide = |id: &Identity, body: Value| {
         let f = facts(body);
         p.decide(id, &view(Endpoint::ChatCompletions, Some(&f), &no_headers))
@@ -170,7 +188,7 @@ fn forbidden_model_tool_stream_and_caps() {
 #[test]
 fn clamp_and_missing_cap() {
     let a = authorizer(base());
-    let p = a.route(None, None, "/v1/chat/completions").unwrap();
+    let p = a.route(None, None, path("/v1/chat/completions")).unwrap();
     let agent = identity("workloads", json!({"sub": "bot", "scope": "agent"}));
     let f = facts(json!({"model": "anything", "max_tokens": 9999}));
     let d = p.decide(&agent, &view(Endpoint::ChatCompletions, Some(&f), &no_headers));
@@ -193,7 +211,7 @@ fn clamp_and_missing_cap() {
 #[test]
 fn default_deny_for_callers_without_a_rule() {
     let a = authorizer(base());
-    let p = a.route(None, None, "/v1/chat/completions").unwrap();
+    let p = a.route(None, None, path("/v1/chat/completions")).unwrap();
     let nobody = identity("humans", json!({"sub": "x", "scope": "profile"}));
     let f = facts(json!({"model": "gpt-4o-mini"}));
     let req = view(Endpoint::ChatCompletions, Some(&f), &no_headers);
@@ -215,8 +233,10 @@ fn default_deny_for_callers_without_a_rule() {
 #[test]
 fn inference_token_never_opens_admin_route() {
     let a = authorizer(base());
-    let admin = a.route(Some("admin-models"), None, "/admin/models").unwrap();
-    let req = view(Endpoint::Other, None, &no_headers);
+    let admin = a
+        .route(Some("admin-models"), None, path("/admin/models"))
+        .unwrap();
+    let req = view_at("/admin/models", Endpoint::Other, None, &no_headers);
     // Even an inference token holding the admin scope: wrong issuer and audience.
     let workload = identity(
         "workloads",
@@ -253,9 +273,10 @@ fn allowed_at(
     ip: &str,
     header: &dyn Fn(&str) -> Option<String>,
 ) -> bool {
-    let p = a.route(None, None, "/v1/models").unwrap();
+    let p = a.route(None, None, path("/v1/models")).unwrap();
     let req = RequestView {
         endpoint: Endpoint::Models,
+        path: path("/v1/models"),
         source_ip: ip.parse().ok(),
         now_unix: now,
         header,
@@ -393,7 +414,7 @@ fn monitor_mode_passes_but_records_denial() {
     let mut cfg = base();
     cfg["policies"]["inference"]["mode"] = json!("monitor");
     let a = authorizer(cfg);
-    let p = a.route(None, None, "/v1/chat/completions").unwrap();
+    let p = a.route(None, None, path("/v1/chat/completions")).unwrap();
     let f = facts(json!({"model": "gpt-4o"}));
     let d = p.decide(
         &analyst(),
@@ -409,17 +430,16 @@ fn model_from_path_or_header() {
         "policies": {"p": {"rules": [{"name": "r", "models": ["gpt-4o"]}]}},
         "model_from": {"path_patterns": ["/openai/deployments/{model}/**"], "header": "x-model"}}));
     assert_eq!(
-        a.model_outside_body("/openai/deployments/gpt-4o/chat/completions", no_headers)
-            .as_deref(),
-        Some("gpt-4o")
+        a.model_outside_body(path("/openai/deployments/gpt-4o/chat/completions"), no_headers),
+        Ok(Some("gpt-4o".into()))
     );
     let hdr = |n: &str| (n == "x-model").then(|| "llama".to_string());
     assert_eq!(
-        a.model_outside_body("/v1/chat/completions", hdr).as_deref(),
-        Some("llama")
+        a.model_outside_body(path("/v1/chat/completions"), hdr),
+        Ok(Some("llama".into()))
     );
     let p = a
-        .route(None, None, "/openai/deployments/gpt-4o/chat/completions")
+        .route(None, None, path("/openai/deployments/gpt-4o/chat/completions"))
         .unwrap();
     let f = facts(json!({"messages": []}));
     let mut req = view(Endpoint::ChatCompletions, Some(&f), &no_headers);
@@ -433,7 +453,7 @@ fn model_from_path_or_header() {
 fn actions() {
     let a = authorizer(json!({"routes": [{"match": {"path_prefix": "/"}, "policy": "p"}],
         "policies": {"p": {"rules": [{"name": "embed-only", "actions": ["embeddings", "models"], "models": ["*"]}]}}}));
-    let p = a.route(None, None, "/").unwrap();
+    let p = a.route(None, None, path("/")).unwrap();
     let f = facts(json!({"model": "e5"}));
     assert_eq!(
         p.decide(&analyst(), &view(Endpoint::Embeddings, Some(&f), &no_headers))
@@ -523,7 +543,7 @@ fn limits_compile_and_config_errors_name_paths() {
         {"name": "rpm", "requests": 30, "per": "minute"},
         {"name": "tpd", "tokens": 100000, "per": "day", "by": "claim:tenant", "models": "group", "reserve": true}
     ])));
-    let p = a.route(None, None, "/").unwrap();
+    let p = a.route(None, None, path("/")).unwrap();
     let f = facts(json!({"model": "gpt-4o-mini"}));
     let d = p.decide(
         &analyst(),
@@ -574,4 +594,317 @@ fn limits_compile_and_config_errors_name_paths() {
         json!([{"name": "x", "requests": 5, "per": "fortnight"}]),
     ));
     assert!(bad_period.is_err());
+}
+
+fn one_policy(rules: Value) -> Authorizer {
+    authorizer(json!({"routes": [{"match": {"path_prefix": "/"}, "policy": "p"}],
+        "policies": {"p": {"rules": rules}}}))
+}
+
+fn other_allowed(a: &Authorizer, raw_path: &str) -> Option<Denial> {
+    let p = a.route(None, None, path(raw_path)).unwrap();
+    let endpoint = Endpoint::of(path(raw_path));
+    assert_eq!(endpoint, Endpoint::Other, "{raw_path}");
+    p.decide(&analyst(), &view_at(raw_path, endpoint, None, &no_headers))
+        .denial
+}
+
+#[test]
+fn other_is_denied_by_default_and_by_any_glob() {
+    for actions in [
+        None,
+        Some(json!(["*"])),
+        Some(json!(["o*"])),
+        Some(json!(["*", "chat"])),
+    ] {
+        let mut rule = json!({"name": "r", "models": ["*"]});
+        if let Some(a) = &actions {
+            rule["actions"] = a.clone();
+        }
+        let a = one_policy(json!([rule]));
+        assert_eq!(
+            other_allowed(&a, "/v1/files"),
+            Some(Denial::ActionNotPermitted),
+            "{actions:?}"
+        );
+        if actions == Some(json!(["o*"])) {
+            continue;
+        }
+        // Known endpoints keep their meaning under the same rule.
+        let f = facts(json!({"model": "m"}));
+        let p = a.route(None, None, path("/v1/chat/completions")).unwrap();
+        let d = p.decide(
+            &analyst(),
+            &view_at(
+                "/v1/chat/completions",
+                Endpoint::ChatCompletions,
+                Some(&f),
+                &no_headers,
+            ),
+        );
+        assert_eq!(d.denial, None, "{actions:?}");
+    }
+}
+
+#[test]
+fn other_is_granted_by_the_literal_action() {
+    let a = one_policy(json!([{"name": "r", "actions": ["chat", "other"]}]));
+    assert_eq!(other_allowed(&a, "/v1/files"), None);
+    assert_eq!(other_allowed(&a, "/admin/models/reload"), None);
+    let p = a.route(None, None, path("/")).unwrap();
+    assert_eq!(
+        p.decide(&analyst(), &view(Endpoint::Embeddings, None, &no_headers))
+            .denial,
+        Some(Denial::ActionNotPermitted)
+    );
+}
+
+#[test]
+fn other_is_granted_path_by_path() {
+    let a = one_policy(json!([{"name": "files", "actions": ["embeddings"],
+        "other_paths": ["/v1/files/**", "/v1/batches/*/cancel", "/health"]}]));
+    for ok in [
+        "/v1/files",
+        "/v1/files/",
+        "/v1/files/file-abc",
+        "/v1/files/file-abc/content",
+        "/v1/batches/b1/cancel",
+        "/health",
+        "/health/",
+    ] {
+        assert_eq!(other_allowed(&a, ok), None, "{ok}");
+    }
+    for denied in [
+        "/v1/filesx",
+        "/v1/batches",
+        "/v1/batches/b1/x/cancel",
+        "/v1/batches/b1/cancel/x",
+        "/healthz",
+        // Grants are never widened by case.
+        "/V1/FILES/x",
+        "/Health",
+    ] {
+        assert_eq!(
+            other_allowed(&a, denied),
+            Some(Denial::ActionNotPermitted),
+            "{denied}"
+        );
+    }
+    // A path grant is a grant of `other` only: it never opens a known endpoint.
+    let wide = one_policy(json!([{"name": "r", "actions": [], "models": ["*"], "other_paths": ["/**"]}]));
+    assert_eq!(other_allowed(&wide, "/anything/at/all"), None);
+    let f = facts(json!({"model": "m"}));
+    let p = wide.route(None, None, path("/v1/chat/completions")).unwrap();
+    assert_eq!(
+        p.decide(
+            &analyst(),
+            &view_at(
+                "/v1/chat/completions",
+                Endpoint::ChatCompletions,
+                Some(&f),
+                &no_headers
+            )
+        )
+        .denial,
+        Some(Denial::ActionNotPermitted)
+    );
+}
+
+#[test]
+fn new_json_endpoints_are_granted_by_default_actions_and_model_checked() {
+    let a = one_policy(json!([{"name": "r", "models": ["dall-e-3", "tts-1", "omni-moderation-*"]}]));
+    let p = a.route(None, None, path("/")).unwrap();
+    for (endpoint, good, bad) in [
+        (Endpoint::ImageGenerations, "dall-e-3", "gpt-image-1"),
+        (Endpoint::Speech, "tts-1", "tts-1-hd"),
+        (
+            Endpoint::Moderations,
+            "omni-moderation-latest",
+            "text-moderation-stable",
+        ),
+    ] {
+        let f = facts(json!({"model": good}));
+        assert_eq!(
+            p.decide(&analyst(), &view(endpoint, Some(&f), &no_headers))
+                .denial,
+            None
+        );
+        let f = facts(json!({"model": bad}));
+        assert_eq!(
+            p.decide(&analyst(), &view(endpoint, Some(&f), &no_headers))
+                .denial,
+            Some(Denial::ModelNotPermitted)
+        );
+        let f = facts(json!({"input": "x"}));
+        assert_eq!(
+            p.decide(&analyst(), &view(endpoint, Some(&f), &no_headers))
+                .denial,
+            Some(Denial::ModelRequired)
+        );
+    }
+    let only_chat = one_policy(json!([{"name": "r", "actions": ["chat"], "models": ["*"]}]));
+    let p = only_chat.route(None, None, path("/")).unwrap();
+    let f = facts(json!({"model": "dall-e-3"}));
+    assert_eq!(
+        p.decide(
+            &analyst(),
+            &view(Endpoint::ImageGenerations, Some(&f), &no_headers)
+        )
+        .denial,
+        Some(Denial::ActionNotPermitted)
+    );
+}
+
+#[test]
+fn model_globs_never_cross_slash_dots_or_controls() {
+    assert!(model_glob("*", "gpt-4o"));
+    assert!(!model_glob("*", "meta-llama/Llama-3-8B"));
+    assert!(model_glob("meta-llama/*", "meta-llama/Llama-3-8B"));
+    assert!(!model_glob("meta-llama/*", "meta-llama/x/y"));
+    assert!(!model_glob("meta-*", "meta-llama/x"));
+    assert!(model_glob("**", "meta-llama/x/y"));
+    assert!(model_glob("meta-llama/**", "meta-llama/x/y"));
+    assert!(model_glob("*/*", "org/model"));
+    assert!(model_glob("meta-llama/Llama-3-8B", "meta-llama/Llama-3-8B"));
+    assert!(model_glob("a*b*c*d", "aXbYcZd"));
+    assert!(!model_glob("a*b*c*d", "aXbYc/Zd"));
+    for bad in ["a/../b", "..", "x..y", "gpt-4o\n", "gpt\u{0}", "gpt\u{7f}"] {
+        assert!(!model_glob("**", bad), "{bad:?}");
+        assert!(!model_glob(bad, bad), "{bad:?} exact");
+    }
+    // Many stars: linear work per star, not an exponential backtrack.
+    let long = "a".repeat(5000);
+    assert!(!model_glob(&format!("{}b", "*a".repeat(40)), &long));
+    // The general glob (routes, tools, subjects) is unchanged: `*` crosses `/` there.
+    assert!(glob(
+        "spiffe://example.com/ns/rag/*",
+        "spiffe://example.com/ns/rag/sa/x"
+    ));
+}
+
+#[test]
+fn model_grants_apply_to_slash_names_only_explicitly() {
+    let a = one_policy(json!([{"name": "r", "models": ["*", "meta-llama/*"]}]));
+    let p = a.route(None, None, path("/")).unwrap();
+    let decide = |m: &str| {
+        let f = facts(json!({"model": m}));
+        p.decide(
+            &analyst(),
+            &view(Endpoint::ChatCompletions, Some(&f), &no_headers),
+        )
+        .denial
+    };
+    assert_eq!(decide("gpt-4o"), None);
+    assert_eq!(decide("meta-llama/Llama-3-8B"), None);
+    assert_eq!(decide("mistralai/Mistral-7B"), Some(Denial::ModelNotPermitted));
+    assert_eq!(decide("meta-llama/../admin"), Some(Denial::ModelNotPermitted));
+    assert_eq!(decide("gpt-4o\r\nx: y"), Some(Denial::ModelNotPermitted));
+}
+
+#[test]
+fn both_models_are_checked_when_path_and_body_name_one() {
+    let a = one_policy(json!([{"name": "r", "models": ["gpt-4o-mini"]}]));
+    let p = a.route(None, None, path("/")).unwrap();
+    let f = facts(json!({"model": "gpt-4o-mini"}));
+    let mut req = view(Endpoint::ChatCompletions, Some(&f), &no_headers);
+    req.model_outside_body = Some("gpt-4o".into());
+    // served_model refuses this first; the policy alone still never grants the other model.
+    assert_eq!(p.decide(&analyst(), &req).denial, Some(Denial::ModelNotPermitted));
+}
+
+#[test]
+fn models_named_in_several_places_must_agree() {
+    let a = authorizer(json!({"routes": [{"match": {"path_prefix": "/"}, "policy": "p"}],
+        "policies": {"p": {"rules": [{"name": "r", "models": ["*"]}]}},
+        "model_from": {"path_patterns": ["/openai/deployments/{model}/**", "/*/deployments/{model}/**"],
+                       "header": "x-model"}}));
+    let azure = path("/openai/deployments/gpt-4o/chat/completions");
+    let header = |v: &'static str| move |n: &str| (n == "x-model").then(|| v.to_string());
+    assert_eq!(
+        a.model_outside_body(azure, header("gpt-4o")),
+        Ok(Some("gpt-4o".into()))
+    );
+    assert_eq!(
+        a.model_outside_body(azure, header("gpt-4o-mini")),
+        Err(RequestProblem::ModelMismatch)
+    );
+    assert_eq!(a.model_outside_body(azure, no_headers), Ok(Some("gpt-4o".into())));
+    assert_eq!(
+        a.model_outside_body(path("/v1/chat/completions"), header("m")),
+        Ok(Some("m".into()))
+    );
+    assert_eq!(
+        a.model_outside_body(path("/v1/chat/completions"), no_headers),
+        Ok(None)
+    );
+
+    assert_eq!(served_model(None, None), Ok(None));
+    assert_eq!(served_model(Some("a"), None), Ok(Some("a".into())));
+    assert_eq!(served_model(None, Some("b")), Ok(Some("b".into())));
+    assert_eq!(served_model(Some("a"), Some("a")), Ok(Some("a".into())));
+    assert_eq!(
+        served_model(Some("a"), Some("b")),
+        Err(RequestProblem::ModelMismatch)
+    );
+    // Exact: an upstream that compares case-insensitively would serve one of them unchecked.
+    assert_eq!(
+        served_model(Some("gpt-4o"), Some("GPT-4o")),
+        Err(RequestProblem::ModelMismatch)
+    );
+}
+
+#[test]
+fn route_prefixes_match_the_canonical_path_case_insensitively() {
+    let a = authorizer(json!({
+        "routes": [
+            {"match": {"path_prefix": "/admin/"}, "policy": "admin"},
+            {"match": {"path_prefix": "/model/anthropic.claude-v2:1/"}, "policy": "admin"},
+            {"match": {"path_prefix": "/"}, "policy": "open"}
+        ],
+        "policies": {"admin": {"rules": [{"name": "a", "actions": ["other"], "when": {"scopes": ["llm:admin"]}}]},
+                     "open": {"rules": [{"name": "o", "actions": ["other"]}]}}}));
+    let admin_index = a.route_index(None, None, path("/admin/x"));
+    assert!(admin_index.is_some());
+    for variant in [
+        "/ADMIN/x",
+        "/Admin/x",
+        "/model/anthropic.claude-v2%3A1/invoke",
+        "/admin/x?y=1",
+    ] {
+        assert_eq!(a.route_index(None, None, path(variant)), admin_index, "{variant}");
+    }
+    assert_ne!(a.route_index(None, None, path("/administrator")), admin_index);
+}
+
+#[test]
+fn path_globs_and_prefixes_that_could_never_match_are_config_errors() {
+    let check = |cfg: Value, path: &str| {
+        let cfg: AuthorizationConfig = serde_json::from_value(cfg).unwrap();
+        let e = Authorizer::new(&cfg, &[]).unwrap_err();
+        assert_eq!(e.path, path, "{e}");
+    };
+    let with_other = |g: &str| {
+        json!({"routes": [{"match": {"path_prefix": "/"}, "policy": "p"}],
+               "policies": {"p": {"rules": [{"name": "r", "other_paths": ["/ok/**", g]}]}}})
+    };
+    for bad in [
+        "v1/files",
+        "/v1/files%2F*",
+        "/a?b",
+        "/a;b",
+        "/a\\b",
+        "/a//b",
+        "/a/../b",
+        "/a/./b",
+    ] {
+        check(
+            with_other(bad),
+            "authorization.policies.p.rules[0].other_paths[1]",
+        );
+    }
+    check(
+        json!({"routes": [{"match": {"path_prefix": "/a%3Ab/"}, "policy": "p"}],
+               "policies": {"p": {"rules": [{"name": "r"}]}}}),
+        "authorization.routes[0].match.path_prefix",
+    );
 }

@@ -174,13 +174,17 @@ pub fn forbidden_reply(denial: &crate::policy::Denial, realm: &str) -> Reply {
     }
 }
 
-/// Problems with the request itself (size, encoding, JSON): 413, 415, 400.
+/// Problems with the request itself (size, encoding, JSON, path, model): 413, 415, 400.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestProblem {
     TooLarge(usize),
     Compressed,
     NotJson,
     BadField(&'static str),
+    /// The path could be read differently by the upstream (see `request_path`).
+    AmbiguousPath(crate::request_path::PathProblem),
+    /// The path, the model header and the body name different models.
+    ModelMismatch,
 }
 
 impl RequestProblem {
@@ -190,6 +194,8 @@ impl RequestProblem {
             RequestProblem::Compressed => "unsupported_content_encoding",
             RequestProblem::NotJson => "invalid_json",
             RequestProblem::BadField(_) => "invalid_request",
+            RequestProblem::AmbiguousPath(_) => "ambiguous_path",
+            RequestProblem::ModelMismatch => "model_mismatch",
         }
     }
 
@@ -202,9 +208,22 @@ impl RequestProblem {
             ),
             RequestProblem::NotJson => (400, "The request body must be a JSON object.".to_string()),
             RequestProblem::BadField(f) => (400, format!("The request field {f:?} has an invalid value.")),
+            RequestProblem::AmbiguousPath(p) => (
+                400,
+                format!(
+                    "The request path is ambiguous: {}. Send the path in its plain form.",
+                    p.describe()
+                ),
+            ),
+            RequestProblem::ModelMismatch => (
+                400,
+                "The request names different models in its path, headers and body; name one model."
+                    .to_string(),
+            ),
         };
         let param = match self {
             RequestProblem::BadField(f) => serde_json::Value::String((*f).to_string()),
+            RequestProblem::ModelMismatch => serde_json::Value::String("model".to_string()),
             _ => serde_json::Value::Null,
         };
         Reply {
@@ -278,6 +297,28 @@ mod tests {
         let r = RequestProblem::BadField("model").reply();
         let body: Value = serde_json::from_str(&r.body).unwrap();
         assert_eq!((r.status, body["error"]["param"].as_str()), (400, Some("model")));
+    }
+
+    #[test]
+    fn ambiguous_path_and_model_mismatch_are_400_invalid_request_errors() {
+        let r = RequestProblem::AmbiguousPath(crate::request_path::PathProblem::EncodedSlash).reply();
+        let body: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(r.status, 400);
+        assert_eq!(body["error"]["code"], "ambiguous_path");
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert!(body["error"]["param"].is_null());
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("percent-encoded"));
+        let r = RequestProblem::ModelMismatch.reply();
+        let body: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(r.status, 400);
+        assert_eq!(body["error"]["code"], "model_mismatch");
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert_eq!(body["error"]["param"], "model");
+        // Neither names the models: they may be anything the caller sent.
+        assert!(!r.body.contains("gpt"));
     }
 
     #[test]

@@ -1057,7 +1057,8 @@ mod tests {
             }))
             .unwrap();
             let a = Authorizer::new(&cfg, &["i".to_string()]).unwrap();
-            let p = a.route(None, None, "/v1/x").unwrap();
+            let path = crate::request_path::canonical("/v1/x").unwrap();
+            let p = a.route(None, None, &path).unwrap();
             let (_, f) = parse_body(body.to_string().as_bytes()).unwrap();
             let id = Identity::from_claims("i", json!({"sub": "s"}).as_object().cloned().unwrap(), None);
             let no_headers = |_: &str| None;
@@ -1065,6 +1066,7 @@ mod tests {
                 &id,
                 &RequestView {
                     endpoint,
+                    path: &path,
                     source_ip: None,
                     now_unix: 0,
                     header: &no_headers,

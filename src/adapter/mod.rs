@@ -16,6 +16,7 @@ use crate::ratelimit::{self, Admission, SlotTable};
 use crate::reason::{denial_reply, forbidden_reply, Reason, Reply, RequestProblem};
 use crate::redact::Counts;
 use crate::redact_stream::{redact_json_body, Redactor, SseRedactor, TextStream};
+use crate::request_path::{self, CanonicalPath};
 use crate::tool_calls::{self, JsonVerdict, SseToolGuard};
 use crate::usage::{self, UsageMeter};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -366,6 +367,8 @@ struct WardenHttp {
     phase: Phase,
     identity: Option<Rc<Identity>>,
     endpoint: Endpoint,
+    /// The canonical request path: every decision on the path reads this.
+    path: CanonicalPath,
     policy: Option<usize>,
     model_outside_body: Option<String>,
     request_ended: bool,
@@ -467,6 +470,7 @@ impl WardenHttp {
             phase: Phase::Start,
             identity: None,
             endpoint: Endpoint::Other,
+            path: CanonicalPath::default(),
             policy: None,
             model_outside_body: None,
             request_ended: false,
@@ -582,6 +586,7 @@ impl WardenHttp {
     ) -> RequestView<'a> {
         RequestView {
             endpoint: self.endpoint,
+            path: &self.path,
             source_ip: self.source_ip,
             now_unix: now,
             header,
@@ -591,23 +596,33 @@ impl WardenHttp {
     }
 
     fn authorize_headers(&mut self, plugin: &Plugin, identity: &Identity, now: u64) -> Step {
+        // Every request, with or without an authorization section: a path the upstream could
+        // read differently from the filter is never forwarded.
+        let raw_path = self.request_header(":path").unwrap_or_default();
+        let path = match request_path::canonical(&raw_path) {
+            Ok(path) => path,
+            Err(problem) => return self.problem(RequestProblem::AmbiguousPath(problem)),
+        };
+        self.endpoint = Endpoint::of(&path);
+        self.path = path;
         let Some(authz) = &plugin.authz else {
             return Step::Forward;
         };
-        let path = self.request_header(":path").unwrap_or_default();
         if authz.uses_source_ip {
             self.source_ip = property_text(&["source", "address"]).and_then(|a| parse_source_address(&a));
         }
         let route = property_text(&["xds", "route_name"]);
         let host = self.request_header(":authority");
-        self.endpoint = Endpoint::from_path(&path);
-        self.model_outside_body = authz.model_outside_body(&path, |n| self.request_header(n));
+        self.model_outside_body = match authz.model_outside_body(&self.path, |n| self.request_header(n)) {
+            Ok(model) => model,
+            Err(problem) => return self.problem(problem),
+        };
         if let Some(a) = &mut self.audit {
             a.route = route.clone();
             a.action = Some(self.endpoint.action());
             a.model = self.model_outside_body.clone();
         }
-        let Some(policy_idx) = authz.route_index(route.as_deref(), host.as_deref(), &path) else {
+        let Some(policy_idx) = authz.route_index(route.as_deref(), host.as_deref(), &self.path) else {
             return self.apply(no_route(), &plugin.settings.realm);
         };
         self.policy = Some(policy_idx);
@@ -795,6 +810,13 @@ impl WardenHttp {
                 return false;
             }
         };
+        // The model the upstream serves is the one checked: path, header and body agree.
+        if let Err(problem) =
+            crate::policy::served_model(self.model_outside_body.as_deref(), facts.model.as_deref())
+        {
+            self.problem(problem);
+            return false;
+        }
         self.declared_tools = !facts.all_tools().is_empty() || facts.tool_choice.is_some();
         if let Some(a) = &mut self.audit {
             a.model = facts.model.clone().or_else(|| self.model_outside_body.clone());

@@ -12,7 +12,8 @@ FRAGMENTS = ["AKIAIOSFODNN7EXAMPLE", "4111", "jane.doe", "ghp_0123", "IOSFODNN",
 
 
 def plugin(guard=None, redaction=None, mode="enforce"):
-    policy = {"mode": mode, "rules": [{"name": "all", "models": ["*"], "tools": ["*"]}]}
+    # "other": the plain-text route (/text/...) is not an endpoint the filter understands.
+    policy = {"mode": mode, "rules": [{"name": "all", "actions": ["*", "other"], "models": ["*"], "tools": ["*"]}]}
     if guard is not None:
         policy["guard"] = guard
     if redaction is not None:

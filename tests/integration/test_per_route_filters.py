@@ -24,7 +24,8 @@ def test_two_filter_instances_enabled_per_route(tmp_path):
         "issuers": [{"name": "admins", "issuer": ADMINS, "audiences": ["llm-admin"], "jwks": remote}],
         "authorization": {"routes": [{"match": {"path_prefix": "/admin/"}, "policy": "admin"}],
                           "policies": {"admin": {"rules": [
-                              {"name": "platform-admins", "when": {"scopes": ["llm:admin"]}}]}}}}
+                              {"name": "platform-admins", "when": {"scopes": ["llm:admin"]},
+                               "actions": ["other"]}]}}}}
     disabled = lambda name: {name: {"@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig",  # noqa: E731
                                     "disabled": True}}
     routes = [

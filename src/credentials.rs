@@ -9,7 +9,8 @@
 //! source (Envoy never deletes shared-data keys). Each key's record is also a small state
 //! machine that makes token-endpoint calls single flight: [`CredentialSpec::begin`] answers
 //! `Cached`, `Fetch` (this request holds the lease and calls), `Wait` (another request is
-//! calling) or `Backoff` (recent failures: fail fast without a call);
+//! calling: re-check with the read-only [`CredentialSpec::poll`]) or `Backoff` (recent
+//! failures: fail fast without a call);
 //! [`CredentialSpec::complete`] records the answer and releases the lease. A lease expires
 //! on its own (timeout + margin), so a lost call cannot wedge a key.
 
@@ -206,10 +207,21 @@ pub enum Begin {
     Cached(String),
     /// This request calls the token endpoint, then passes the answer to `complete`.
     Fetch(Lease),
-    /// Another request is calling: hold, call `begin` again later (until `wait_deadline_ms`).
+    /// Another request is calling: hold, re-check with `poll` (until `wait_deadline_ms`).
     Wait,
     /// The token endpoint failed recently: answer 503 now, without a call.
     Backoff { retry_after_s: u64 },
+}
+
+/// What [`CredentialSpec::poll`] finds for a waiting request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Poll {
+    /// Attach this credential and resume the request.
+    Ready(String),
+    /// Still being fetched: keep waiting (until `wait_deadline_ms`).
+    Pending,
+    /// The awaited fetch ended without a credential: answer 503.
+    Failed,
 }
 
 /// The shared-data record of one cache key: the credential and the single-flight state.
@@ -436,8 +448,9 @@ impl CredentialSpec {
             .map(str::to_string)
     }
 
-    /// The next step for a request needing `key`'s credential. Idempotent except for
-    /// `Fetch` (which claims the lease): call it again on every re-check of a waiting request.
+    /// The next step for a request needing `key`'s credential (one shared-data read, plus a
+    /// CAS write when it claims the lease). Only `Fetch` changes anything, so calling it
+    /// again is harmless; waiting requests use [`Self::poll`], which never starts a call.
     pub fn begin(&self, store: &dyn SharedStore, key: &CredentialKey, now_ms: u64) -> Begin {
         let timeout = self.endpoint.as_ref().map_or(0, |e| e.timeout_ms);
         for _ in 0..CAS_ATTEMPTS {
@@ -491,6 +504,25 @@ impl CredentialSpec {
         }
         // Others keep writing this record: one of them is fetching; look again later.
         Begin::Wait
+    }
+
+    /// Re-check of a request that got [`Begin::Wait`] (read-only, one shared-data read; it
+    /// never starts a call): `Ready` once the awaited call cached a credential, `Pending`
+    /// while a call is in flight for `key`, `Failed` when none is and no credential came
+    /// (the awaited call failed, or its lease expired): answer 503.
+    pub fn poll(&self, store: &dyn SharedStore, key: &CredentialKey, now_ms: u64) -> Poll {
+        let (rec, _) = read(store, key);
+        let Some(r) = rec.filter(|r| r.binding == key.binding) else {
+            return Poll::Failed;
+        };
+        if let Some(t) = r.usable(now_ms) {
+            return Poll::Ready(t.to_string());
+        }
+        if r.live_lease(now_ms).is_some() {
+            Poll::Pending
+        } else {
+            Poll::Failed
+        }
     }
 
     /// Records the token endpoint's answer for `key` and releases `lease`. A credential is
@@ -1350,6 +1382,33 @@ mod tests {
             assert_eq!(s.begin(&store, &k, 1_700), Begin::Cached("one".into()));
         }
         assert_eq!(s.wait_deadline_ms(1_000), 1_000 + 3_000 + LEASE_MARGIN_MS);
+    }
+
+    #[test]
+    fn waiting_requests_poll_without_calling() {
+        let store = MemStore::default();
+        let s = cc();
+        let k = s.key(None).unwrap();
+        assert_eq!(s.poll(&store, &k, 0), Poll::Failed, "nothing in flight");
+        let Begin::Fetch(lease) = s.begin(&store, &k, 0) else {
+            panic!()
+        };
+        assert_eq!(s.begin(&store, &k, 10), Begin::Wait);
+        for now in [20, 100, 3_999] {
+            assert_eq!(s.poll(&store, &k, now), Poll::Pending);
+        }
+        assert_eq!(s.poll(&store, &k, 4_000), Poll::Failed, "the lease expired");
+        s.complete(&store, &k, lease, &answer("late", 300), 4_100);
+        assert_eq!(s.poll(&store, &k, 4_200), Poll::Ready("late".into()));
+        // The awaited call fails: waiters fail too, even though the next request may retry.
+        let store = MemStore::default();
+        let Begin::Fetch(lease) = s.begin(&store, &k, 0) else {
+            panic!()
+        };
+        s.complete(&store, &k, lease, &Err(TokenError::Status(Some(500))), 50);
+        assert_eq!(s.poll(&store, &k, 60), Poll::Failed);
+        // Polls never claim the lease.
+        assert!(matches!(s.begin(&store, &k, 70), Begin::Fetch(_)));
     }
 
     #[test]

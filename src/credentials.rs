@@ -859,6 +859,20 @@ pub fn parse_token_response(status: Option<u16>, body: &[u8]) -> Result<(String,
 
 /// The subject of an obtained JWT credential, for the audit chain (it is our own token
 /// from our token endpoint; nothing is decided on it).
+/// The reply when no upstream credential could be had: the request is never sent without it.
+pub fn unavailable_reply() -> crate::reason::Reply {
+    crate::reason::Reply {
+        status: 503,
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("retry-after".into(), "5".into()),
+        ],
+        body: serde_json::json!({"error": {"message": "The upstream credential could not be obtained. Retry later.",
+            "type": "server_error", "param": null, "code": "upstream_credential_unavailable"}})
+        .to_string(),
+    }
+}
+
 pub fn credential_subject(token: &str) -> Option<String> {
     use base64::Engine;
     let payload = token.split('.').nth(1)?;

@@ -93,6 +93,7 @@ extern "C" {
         cas: u32,
     ) -> u32;
     fn proxy_continue_stream(stream_type: u32) -> u32;
+    fn proxy_set_effective_context(context_id: u32) -> u32;
     fn proxy_define_metric(
         metric_type: u32,
         name_data: *const u8,
@@ -266,6 +267,11 @@ pub fn record_metric(id: u32, value: u64) -> R<()> {
 
 pub fn increment_metric(id: u32, by: i64) -> R<()> {
     check(unsafe { proxy_increment_metric(id, by) })
+}
+
+/// Later hostcalls act on `context_id` (e.g. a held request, from the root's tick).
+pub fn set_effective_context(context_id: u32) -> R<()> {
+    check(unsafe { proxy_set_effective_context(context_id) })
 }
 
 pub fn resume_http_request() -> R<()> {

@@ -28,7 +28,7 @@ use std::rc::Rc;
 proxy_wasm::main! {{
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(log::LevelFilter::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(WardenRoot::default()) });
+    proxy_wasm::set_root_context(|id| -> Box<dyn RootContext> { Box::new(WardenRoot { id, ..WardenRoot::default() }) });
 }}
 
 /// Forwards the `log` facade to `proxy_log`, ignoring failures (the SDK's logger unwraps).
@@ -72,7 +72,26 @@ impl Metrics {
 
 thread_local! {
     static METRICS: Metrics = Metrics(RefCell::new(HashMap::new()));
+    /// Requests on this worker waiting for another request's token-endpoint call.
+    static WAITERS: RefCell<Vec<Rc<RefCell<Waiter>>>> = const { RefCell::new(Vec::new()) };
 }
+
+/// A request held for a credential another request is fetching (single flight). The root's
+/// tick polls the cache and resumes or refuses it; the request adopts the outcome at its
+/// next callback.
+struct Waiter {
+    context_id: u32,
+    spec: crate::credentials::CredentialSpec,
+    key: crate::credentials::CredentialKey,
+    deadline_ms: u64,
+    outcome: Option<Result<String, ()>>,
+}
+
+/// The audit reason (and reply code) when no upstream credential could be had.
+const UNAVAILABLE: &str = "upstream_credential_unavailable";
+
+/// Tick period while requests wait for a credential.
+const WAIT_TICK_MS: u32 = 50;
 
 fn count(name: &str, by: u64) {
     if let Some(id) = METRICS.with(|m| m.id(name, abi::define_counter)) {
@@ -121,6 +140,8 @@ struct Plugin {
 
 #[derive(Default)]
 struct WardenRoot {
+    id: u32,
+    remote: bool,
     plugin: Option<Rc<Plugin>>,
     /// In-flight periodic JWKS fetches: call id -> issuer index.
     fetches: HashMap<u32, usize>,
@@ -170,11 +191,70 @@ impl WardenRoot {
                 realm: config.realm.clone(),
             },
         }));
+        self.remote = remote;
         if remote {
             abi::set_tick_period_ms(TICK_MS)
                 .map_err(|e| format!("cannot set tick period (host status {})", e.0))?;
         }
         Ok(())
+    }
+}
+
+impl WardenRoot {
+    /// Resumes waiting requests whose credential arrived; refuses those whose awaited call
+    /// failed or whose wait ran out.
+    fn release_waiters(&mut self) {
+        let now = now_ms().unwrap_or(0);
+        let waiters = WAITERS.with(|w| {
+            w.try_borrow_mut()
+                .map(|mut v| std::mem::take(&mut *v))
+                .unwrap_or_default()
+        });
+        if waiters.is_empty() {
+            return;
+        }
+        let mut still = Vec::new();
+        for waiter in waiters {
+            let Ok(mut w) = waiter.try_borrow_mut() else {
+                continue;
+            };
+            let poll = w.spec.poll(&HostStore, &w.key, now);
+            let outcome = match poll {
+                crate::credentials::Poll::Ready(t) => Ok(t),
+                crate::credentials::Poll::Pending if now < w.deadline_ms => {
+                    drop(w);
+                    still.push(waiter);
+                    continue;
+                }
+                _ => Err(()),
+            };
+            if abi::set_effective_context(w.context_id).is_err() {
+                continue; // the request is gone
+            }
+            match &outcome {
+                Ok(t) => {
+                    let (name, value) = w.spec.header_value(t);
+                    let _ = abi::set_header(abi::MAP_HTTP_REQUEST_HEADERS, &name, &value);
+                    let _ = abi::remove_header(abi::MAP_HTTP_REQUEST_HEADERS, "accept-encoding");
+                    let _ = abi::resume_http_request();
+                }
+                Err(()) => {
+                    count("llm_warden.credentials.failed", 1);
+                    send_local(&crate::credentials::unavailable_reply(), UNAVAILABLE);
+                }
+            }
+            w.outcome = Some(outcome);
+        }
+        let _ = abi::set_effective_context(self.id);
+        let empty = still.is_empty();
+        WAITERS.with(|w| {
+            if let Ok(mut v) = w.try_borrow_mut() {
+                v.extend(still);
+            }
+        });
+        if empty {
+            let _ = abi::set_tick_period_ms(if self.remote { TICK_MS } else { 0 });
+        }
     }
 }
 
@@ -214,6 +294,7 @@ impl RootContext for WardenRoot {
     }
 
     fn on_tick(&mut self) {
+        self.release_waiters();
         let Some(plugin) = self.plugin.clone() else {
             return;
         };
@@ -243,9 +324,11 @@ impl RootContext for WardenRoot {
         }
     }
 
-    fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         // Must never return None (the SDK panics); an unconfigured plugin denies everything.
-        Some(Box::new(WardenHttp::new(self.plugin.clone())))
+        let mut h = WardenHttp::new(self.plugin.clone());
+        h.context_id = context_id;
+        Some(Box::new(h))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -360,6 +443,11 @@ enum ResponseInspection {
 }
 
 struct WardenHttp {
+    context_id: u32,
+    /// Held for another request's token call.
+    waiter: Option<Rc<RefCell<Waiter>>>,
+    /// The lease of this request's own token call.
+    credential_lease: Option<(crate::credentials::CredentialKey, crate::credentials::Lease)>,
     plugin: Option<Rc<Plugin>>,
     audit: Option<AuditRecord>,
     /// A JWKS fetch this request waits for: (call id, issuer index).
@@ -464,6 +552,9 @@ impl WardenHttp {
 
     fn new(plugin: Option<Rc<Plugin>>) -> WardenHttp {
         WardenHttp {
+            context_id: 0,
+            waiter: None,
+            credential_lease: None,
             plugin,
             audit: None,
             pending: None,
@@ -951,19 +1042,56 @@ impl WardenHttp {
             self.set_credential(&spec, &key);
             return CredStep::Ready;
         }
-        let now = now_ms().unwrap_or(0) / 1000;
-        let caller = match spec.source {
-            crate::credentials::CredentialSource::TokenExchange => match &self.caller_token {
-                Some(t) => Some(crate::credentials::caller_hash(t)),
-                None => return self.credential_failed("no caller token to exchange"),
-            },
-            _ => None,
+        let now = now_ms().unwrap_or(0);
+        let key = match spec.source {
+            crate::credentials::CredentialSource::TokenExchange => {
+                let (Some(t), Some(id)) = (&self.caller_token, &self.identity) else {
+                    return self.credential_failed("no caller token to exchange");
+                };
+                spec.key(Some(&crate::credentials::Caller {
+                    issuer_name: &id.issuer_name,
+                    iss: &id.iss,
+                    sub: id.sub.as_deref(),
+                    token: t,
+                }))
+            }
+            _ => spec.key(None),
         };
-        if let Some(token) = spec.cached(&HostStore, now, caller) {
-            count("llm_warden.credentials.cache_hit", 1);
-            self.set_credential(&spec, &token);
-            return CredStep::Ready;
-        }
+        let Some(key) = key else {
+            return self.credential_failed("no caller token to exchange");
+        };
+        let caller = (spec.source == crate::credentials::CredentialSource::TokenExchange).then_some(());
+        let lease = match spec.begin(&HostStore, &key, now) {
+            crate::credentials::Begin::Cached(token) => {
+                count("llm_warden.credentials.cache_hit", 1);
+                self.set_credential(&spec, &token);
+                return CredStep::Ready;
+            }
+            crate::credentials::Begin::Backoff { .. } => {
+                count("llm_warden.credentials.backoff", 1);
+                return self.credential_failed("token endpoint backing off");
+            }
+            crate::credentials::Begin::Wait => {
+                count("llm_warden.credentials.wait", 1);
+                let w = Rc::new(RefCell::new(Waiter {
+                    context_id: self.context_id,
+                    deadline_ms: spec.wait_deadline_ms(now),
+                    spec: spec.clone(),
+                    key,
+                    outcome: None,
+                }));
+                WAITERS.with(|v| {
+                    if let Ok(mut v) = v.try_borrow_mut() {
+                        v.push(w.clone());
+                    }
+                });
+                self.waiter = Some(w);
+                let _ = abi::set_tick_period_ms(WAIT_TICK_MS);
+                return CredStep::Pending;
+            }
+            crate::credentials::Begin::Fetch(lease) => lease,
+        };
+        self.credential_lease = Some((key, lease));
         let Some(ep) = spec.endpoint.clone() else {
             return self.credential_failed("no token endpoint");
         };
@@ -987,7 +1115,47 @@ impl WardenHttp {
                 CredStep::Pending
             }
             Err(e) => {
+                if let Some((key, lease)) = self.credential_lease.take() {
+                    let failed = Err(crate::credentials::TokenError::Status(None));
+                    spec.complete(&HostStore, &key, lease, &failed, now);
+                }
                 self.credential_failed(&format!("cannot reach the token endpoint (host status {})", e.0))
+            }
+        }
+    }
+
+    /// Takes over what the root's tick decided for this waiting request.
+    fn adopt_waiter(&mut self) {
+        let Some(w) = self.waiter.clone() else {
+            return;
+        };
+        let Ok(w) = w.try_borrow() else {
+            return;
+        };
+        let Some(outcome) = w.outcome.clone() else {
+            return;
+        };
+        drop(w);
+        self.waiter = None;
+        match outcome {
+            Ok(token) => {
+                if let Some(a) = &mut self.audit {
+                    a.upstream_sub = crate::credentials::credential_subject(&token);
+                }
+                self.scrub = Some(CredentialScrub {
+                    needle: token.as_bytes().to_vec(),
+                    held: Vec::new(),
+                });
+                self.publish_audit();
+                self.phase = Phase::Forwarded;
+            }
+            Err(()) => {
+                if let Some(a) = &mut self.audit {
+                    a.decision = "deny";
+                    a.reason = UNAVAILABLE;
+                    a.status = 503;
+                }
+                self.phase = Phase::Replied;
             }
         }
     }
@@ -995,6 +1163,8 @@ impl WardenHttp {
     fn set_credential(&mut self, spec: &crate::credentials::CredentialSpec, token: &str) {
         let (name, value) = spec.header_value(token);
         let _ = abi::set_header(abi::MAP_HTTP_REQUEST_HEADERS, &name, &value);
+        // The answer must come back uncompressed, or an echoed credential would pass the scrub.
+        let _ = abi::remove_header(abi::MAP_HTTP_REQUEST_HEADERS, "accept-encoding");
         if let Some(a) = &mut self.audit {
             a.upstream_sub = crate::credentials::credential_subject(token);
         }
@@ -1008,17 +1178,7 @@ impl WardenHttp {
     fn credential_failed(&mut self, why: &str) -> CredStep {
         count("llm_warden.credentials.failed", 1);
         log::warn!("llm-warden: upstream credential unavailable: {why}");
-        let reply = Reply {
-            status: 503,
-            headers: vec![
-                ("content-type".into(), "application/json".into()),
-                ("retry-after".into(), "5".into()),
-            ],
-            body: serde_json::json!({"error": {"message": "The upstream credential could not be obtained. Retry later.",
-                "type": "server_error", "param": null, "code": "upstream_credential_unavailable"}})
-            .to_string(),
-        };
-        self.refuse(&reply, "upstream_credential_unavailable");
+        self.refuse(&crate::credentials::unavailable_reply(), UNAVAILABLE);
         CredStep::Failed
     }
 
@@ -1031,17 +1191,7 @@ impl WardenHttp {
     fn send(&mut self, reply: &Reply, code: &str) {
         self.phase = Phase::Replied;
         self.publish_audit();
-        let headers: Vec<(&str, &str)> = reply
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let details = format!("llm_warden_{code}");
-        if abi::send_local_response(u32::from(reply.status), &details, &headers, reply.body.as_bytes())
-            .is_err()
-        {
-            log::error!("llm-warden: could not send local reply; request stays paused");
-        }
+        send_local(reply, code);
     }
 
     fn record(&mut self, now_ms: u64, reason: Reason, status: u16, identity: Option<&Identity>) {
@@ -1143,6 +1293,19 @@ impl WardenHttp {
     }
 }
 
+/// Sends a local reply on the effective context (a request stays paused if it fails).
+fn send_local(reply: &Reply, code: &str) {
+    let headers: Vec<(&str, &str)> = reply
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let details = format!("llm_warden_{code}");
+    if abi::send_local_response(u32::from(reply.status), &details, &headers, reply.body.as_bytes()).is_err() {
+        log::error!("llm-warden: could not send local reply; request stays paused");
+    }
+}
+
 /// The redaction of a policy of this plugin.
 fn redaction_spec(plugin: &Plugin, policy: usize) -> Option<&crate::policy::RedactionSpec> {
     plugin.authz.as_ref()?.policy(policy)?.redaction.as_ref()
@@ -1163,31 +1326,30 @@ impl Context for WardenHttp {
         if self.credential_call == Some(token_id) {
             self.credential_call = None;
             let (status, body) = read_fetch_response(body_size, 64 * 1024);
-            let parsed =
-                crate::credentials::parse_token_response(status, body.as_deref().unwrap_or_default());
+            let parsed = crate::credentials::parse_token_answer(status, body.as_deref().unwrap_or_default());
             let spec = self.plugin.clone().and_then(|p| {
                 self.policy
                     .and_then(|i| p.authz.as_ref()?.policy(i)?.credentials.clone())
             });
+            let now = now_ms().unwrap_or(0);
+            if let (Some((key, lease)), Some(spec)) = (self.credential_lease.take(), &spec) {
+                spec.complete(&HostStore, &key, lease, &parsed, now);
+            }
             match (parsed, spec) {
-                (Ok((token, expires_in)), Some(spec)) => {
+                (Ok(answer), Some(spec)) => {
                     count("llm_warden.credentials.exchange_ok", 1);
-                    let now = now_ms().unwrap_or(0) / 1000;
-                    let caller = match spec.source {
-                        crate::credentials::CredentialSource::TokenExchange => {
-                            self.caller_token.as_deref().map(crate::credentials::caller_hash)
-                        }
-                        _ => None,
-                    };
-                    spec.store(&HostStore, now, caller, &token, expires_in);
-                    self.set_credential(&spec, &token);
+                    if answer.short_lived {
+                        count("llm_warden.credentials.short_lifetime", 1);
+                    }
+                    self.set_credential(&spec, &answer.token);
                     if self.phase == Phase::AwaitingCredential {
                         self.phase = Phase::Forwarded;
                         let _ = abi::resume_http_request();
                     }
                 }
                 (Err(why), _) => {
-                    self.credential_failed(&why);
+                    count(why.metric(), 1);
+                    self.credential_failed(&why.to_string());
                 }
                 (Ok(_), None) => {
                     self.credential_failed("policy changed");
@@ -1231,6 +1393,7 @@ impl HttpContext for WardenHttp {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.adopt_waiter();
         self.body_size = body_size;
         self.body_complete |= end_of_stream;
         match self.phase {
@@ -1260,6 +1423,7 @@ impl HttpContext for WardenHttp {
     }
 
     fn on_http_response_headers(&mut self, _: usize, end_of_stream: bool) -> Action {
+        self.adopt_waiter();
         if self.phase != Phase::Forwarded {
             return Action::Continue;
         }
@@ -1336,6 +1500,7 @@ impl HttpContext for WardenHttp {
     }
 
     fn on_http_request_trailers(&mut self, _: usize) -> Action {
+        self.adopt_waiter();
         // Trailers end the request body (its last data callback said "more to come"): a held
         // request is decided now, and nothing passes before its decision is final.
         self.body_complete = true;
@@ -1362,6 +1527,23 @@ impl HttpContext for WardenHttp {
     }
 
     fn on_log(&mut self) {
+        self.adopt_waiter();
+        if let Some(w) = self.waiter.take() {
+            WAITERS.with(|v| {
+                if let Ok(mut v) = v.try_borrow_mut() {
+                    v.retain(|x| !Rc::ptr_eq(x, &w));
+                }
+            });
+        }
+        if let (Some((key, lease)), Some(spec)) = (
+            self.credential_lease.take(),
+            self.plugin.clone().and_then(|p| {
+                self.policy
+                    .and_then(|i| p.authz.as_ref()?.policy(i)?.credentials.clone())
+            }),
+        ) {
+            spec.abandon(&HostStore, &key, lease);
+        }
         self.log_call();
     }
 }

@@ -137,17 +137,6 @@ def test_token_exchange_on_behalf_of_the_caller(env):
     assert rec["credential_source"] == "token_exchange" and rec["upstream_sub"] == "alice" and rec["sub"] == "alice"
 
 
-def test_expiry_triggers_refresh(env):
-    c = env(cc(refresh_before_s=60), expires_in=62)
-    caller = tokens.mint(c["key"], tokens.claims(ISS))
-    assert request(c["port"], caller, body=chat()).status == 200
-    assert request(c["port"], caller, body=chat()).status == 200
-    assert len(c["te"].issued) == 1
-    time.sleep(2.5)  # within 60 s of expiry now
-    assert request(c["port"], caller, body=chat()).status == 200
-    assert len(c["te"].issued) == 2
-
-
 def test_token_endpoint_down_fails_closed(env):
     c = env(cc())
     c["te"].down = True

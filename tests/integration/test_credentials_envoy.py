@@ -4,7 +4,6 @@ short-lived credential, never the caller's token; expiry refreshes; the endpoint
 revoking the caller takes effect at once."""
 import base64
 import json
-import time
 import urllib.parse
 import uuid
 

@@ -250,3 +250,50 @@ fn signature_malleability() {
     }
     assert_eq!(refused(&format!("{ei}.{}", b64(&s_plus_l))), Reason::BadSignature);
 }
+
+/// Issue 13 item 8: identity claims that are not strings must not slip past string-keyed
+/// checks (revocation, subject rules, rate-limit keys). Signed with a trusted key throughout:
+/// the attacker is a caller whose IdP lets them shape a claim.
+#[test]
+fn identity_type_confusion_is_refused() {
+    use ed25519_dalek::Signer;
+    let cfg = json!({"issuers": [{"name": "idp", "issuer": ISS, "audiences": ["llm"], "jwks": {"inline": jwks()},
+        "revoked": {"subjects": ["1001", "mallory"], "jtis": ["42"]}}]});
+    let mut auth = Authenticator::new(&Config::parse(cfg.to_string().as_bytes()).unwrap()).unwrap();
+    let mut decide = |c: Value| {
+        let i = input(&json!({"alg": "EdDSA", "kid": "ed"}), &c);
+        let t = format!("{i}.{}", b64(&keys().ed.sign(i.as_bytes()).to_bytes()));
+        match auth.authenticate(Some(&format!("Bearer {t}")), NOW, &MemStore::default(), false) {
+            Verdict::Allow(_) => Reason::Ok,
+            Verdict::Deny { reason, .. } => reason,
+            Verdict::Fetch { .. } => panic!("fetch"),
+        }
+    };
+    let with = |k: &str, v: Value| {
+        let mut c = claims();
+        c[k] = v;
+        c
+    };
+    assert_eq!(decide(with("sub", json!("1001"))), Reason::Revoked);
+    for (k, v) in [
+        ("sub", json!(1001)),
+        ("sub", json!(1001.0)),
+        ("sub", json!(1.001e3)),
+        ("sub", json!(["1001"])),
+        ("sub", json!({"": "1001"})),
+        ("sub", json!(["mallory", "alice"])),
+        ("jti", json!(42)),
+        ("jti", json!(["42"])),
+        ("azp", json!({"client": "x"})),
+        ("client_id", json!(0)),
+        ("iss", json!([ISS])),
+        ("iss", json!({"iss": ISS})),
+        ("act", json!({"sub": 1001})),
+        ("act", json!([{"sub": "mallory"}])),
+    ] {
+        assert_ne!(decide(with(k, v.clone())), Reason::Ok, "{k} = {v}");
+    }
+    // Case and whitespace variants are other subjects (RFC 7519 StringOrURI compares
+    // exactly); they are still strings, so they pass type checks.
+    assert_eq!(decide(with("sub", json!("Mallory"))), Reason::Ok);
+}

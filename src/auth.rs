@@ -106,6 +106,7 @@ impl Authenticator {
                 rules: ClaimRules {
                     audiences: ic.audiences.clone(),
                     require_exp: ic.require_exp,
+                    require_iat: ic.require_iat,
                     clock_skew_s: ic.clock_skew_s,
                     max_lifetime_s: ic.max_lifetime_s,
                 },
@@ -178,8 +179,11 @@ impl Authenticator {
             Err(ParseError::UnsupportedAlg) => return deny(Reason::UnsupportedAlg),
             Err(ParseError::ForbiddenHeader) => return deny(Reason::ForbiddenHeader),
         };
-        let Some(iss) = jws.claims.get("iss").and_then(Value::as_str) else {
-            return deny(Reason::UnknownIssuer);
+        let iss = match jws.claims.get("iss") {
+            Some(Value::String(iss)) => iss.as_str(),
+            // Present but not a string: malformed, and no issuer can vouch for it.
+            Some(_) => return deny(Reason::BadClaim),
+            None => return deny(Reason::UnknownIssuer),
         };
         let Some(idx) = self.issuers.iter().position(|i| i.iss == iss) else {
             return deny(Reason::UnknownIssuer);
@@ -241,7 +245,9 @@ impl Authenticator {
         let alg = jws.alg;
         let kid = jws.kid.clone();
         let claims_map = jws.claims;
-        let exp = match claims::validate(&claims_map, &issuer.rules, now) {
+        let checked = claims::check_identity_claims(&claims_map)
+            .and_then(|()| claims::validate(&claims_map, &issuer.rules, now));
+        let exp = match checked {
             Ok(exp) => exp,
             Err(reason) => {
                 let identity = Rc::new(Identity::from_claims(&issuer.name, claims_map, None));

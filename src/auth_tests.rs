@@ -592,10 +592,13 @@ fn refresh_is_claimed_by_one_worker_and_rate_limited() {
     assert!(a.tick(NOW + 30, &store).is_empty());
     assert_eq!(a.tick(NOW + 60, &store), vec![0], "due after refresh_interval_s");
     assert!(b.tick(NOW + 60, &store).is_empty(), "lease held by worker A");
-    // A failed fetch keeps the old keys and backs off before the next try.
+    // A failed fetch keeps the old keys and backs off before the next try (1 s, then 2 s).
     a.on_fetch(0, NOW + 60, &store, Some(500), None);
-    assert!(b.tick(NOW + 61, &store).is_empty());
-    assert_eq!(b.tick(NOW + 66, &store), vec![0]);
+    assert!(b.tick(NOW + 60, &store).is_empty());
+    assert_eq!(b.tick(NOW + 61, &store), vec![0]);
+    b.on_fetch(0, NOW + 61, &store, Some(500), None);
+    assert!(a.tick(NOW + 62, &store).is_empty());
+    assert_eq!(a.tick(NOW + 63, &store), vec![0]);
 }
 
 #[test]
@@ -941,4 +944,420 @@ fn random_jwks_documents_never_panic() {
         let doc = mutate(&mut rng, &good);
         let _ = auth.on_fetch(0, NOW + i, &store, Some(200), Some(doc.as_bytes()));
     }
+}
+
+// ---- claims and keys (issue 13, item 8) ----
+
+fn without(mut c: Value, name: &str) -> Value {
+    c.as_object_mut().unwrap().remove(name);
+    c
+}
+
+#[test]
+fn require_iat_refuses_tokens_without_iat() {
+    let no_iat = without(claims(), "iat");
+    let t = token("EdDSA", no_iat.clone());
+    assert_eq!(check(json!({}), &t), Reason::Ok, "iat is optional by default");
+    assert_eq!(check(json!({"require_iat": true}), &t), Reason::MissingIat);
+    assert_eq!(
+        check(json!({"require_iat": true}), &token("EdDSA", claims())),
+        Reason::Ok
+    );
+    // Without iat only what remains of the lifetime is bounded: exp - now <= max_lifetime_s.
+    let mut late = no_iat;
+    late["exp"] = json!(NOW + 3600);
+    assert_eq!(check(json!({}), &token("EdDSA", late.clone())), Reason::Ok);
+    late["exp"] = json!(NOW + 3601);
+    assert_eq!(check(json!({}), &token("EdDSA", late)), Reason::LifetimeTooLong);
+    let reply = crate::reason::denial_reply(Reason::MissingIat, "r");
+    assert_eq!(reply.status, 401);
+    assert!(reply.body.contains("\"invalid_token\""));
+    assert_eq!(Reason::MissingIat.code(), "missing_iat");
+    assert!(!config(json!({})).issuers[0].require_iat);
+}
+
+/// JSON values that are not a usable identifier.
+fn not_identifiers() -> Vec<Value> {
+    vec![
+        json!(12345),
+        json!(12345.0),
+        json!(-1),
+        json!(null),
+        json!(true),
+        json!(["alice"]),
+        json!({"id": "alice"}),
+        json!(""),
+    ]
+}
+
+#[test]
+fn identity_claims_must_be_non_empty_strings() {
+    for name in ["sub", "jti", "azp", "client_id"] {
+        for bad in not_identifiers() {
+            let mut c = claims();
+            c[name] = bad.clone();
+            match run(&mut authenticator(json!({})), &token("ES256", c), NOW) {
+                // Refused after the signature verified, so the audit may name the token.
+                Verdict::Deny {
+                    reason: Reason::BadClaim,
+                    identity: Some(_),
+                } => {}
+                other => panic!("{name} = {bad}: {other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn non_string_iss_is_a_bad_claim() {
+    for bad in not_identifiers() {
+        let mut c = claims();
+        c["iss"] = bad.clone();
+        let expected = if bad == json!("") {
+            Reason::UnknownIssuer
+        } else {
+            Reason::BadClaim
+        };
+        match run(&mut authenticator(json!({})), &token("ES256", c), NOW) {
+            // No issuer can vouch for it: refused before any key is used.
+            Verdict::Deny {
+                reason,
+                identity: None,
+            } => assert_eq!(reason, expected, "iss = {bad}"),
+            other => panic!("iss = {bad}: {other:?}"),
+        }
+    }
+    // An issuer name inside an array is not the issuer.
+    let mut c = claims();
+    c["iss"] = json!([ISS]);
+    assert_eq!(check(json!({}), &token("ES256", c)), Reason::BadClaim);
+}
+
+#[test]
+fn numeric_subject_or_jti_cannot_escape_revocation() {
+    let revoked = json!({"revoked": {"subjects": ["12345"], "jtis": ["777"]}});
+    let mut c = claims();
+    c["sub"] = json!("12345");
+    assert_eq!(
+        check(revoked.clone(), &token("EdDSA", c.clone())),
+        Reason::Revoked
+    );
+    for sub in [
+        json!(12345),
+        json!(12345.0),
+        json!(["12345"]),
+        json!({"sub": "12345"}),
+    ] {
+        c["sub"] = sub.clone();
+        assert_eq!(
+            check(revoked.clone(), &token("EdDSA", c.clone())),
+            Reason::BadClaim,
+            "{sub}"
+        );
+    }
+    let mut c = claims();
+    c["jti"] = json!(777);
+    assert_eq!(check(revoked.clone(), &token("EdDSA", c)), Reason::BadClaim);
+    // Nothing from a refused token lands in the verified-token cache.
+    let mut auth = authenticator(revoked);
+    let mut c = claims();
+    c["sub"] = json!(12345);
+    let t = token("EdDSA", c);
+    assert_eq!(reason(&run(&mut auth, &t, NOW)), Reason::BadClaim);
+    assert_eq!(reason(&run(&mut auth, &t, NOW + 1)), Reason::BadClaim);
+    assert_eq!(auth.cached_tokens(), 0);
+}
+
+#[test]
+fn actor_chain_must_be_well_typed() {
+    for good in [
+        json!({"sub": "agent"}),
+        json!({"sub": "agent", "iss": "https://agents", "act": {"sub": "planner"}}),
+        // An actor named by its client only: nothing of the wrong type.
+        json!({"client_id": "orchestrator"}),
+    ] {
+        let mut c = claims();
+        c["act"] = good.clone();
+        assert_eq!(check(json!({}), &token("EdDSA", c)), Reason::Ok, "{good}");
+    }
+    for bad in [
+        json!("agent"),
+        json!(7),
+        json!(null),
+        json!(["agent"]),
+        json!({"sub": 7}),
+        json!({"sub": ""}),
+        json!({"sub": null}),
+        json!({"sub": "a", "act": "b"}),
+        json!({"sub": "a", "act": {"sub": ["b"]}}),
+        json!({"sub": "a", "act": {"sub": "b", "act": {"client_id": 9}}}),
+    ] {
+        let mut c = claims();
+        c["act"] = bad.clone();
+        assert_eq!(check(json!({}), &token("EdDSA", c)), Reason::BadClaim, "{bad}");
+    }
+}
+
+#[test]
+fn valid_tokens_with_all_identity_claims_still_pass() {
+    let mut c = claims();
+    c["azp"] = json!("cli");
+    c["client_id"] = json!("cli");
+    c["scope"] = json!("chat");
+    c["act"] = json!({"sub": "agent-7"});
+    // Claims outside the identity set keep any JSON type.
+    c["tenant"] = json!({"id": 5});
+    c["uid"] = json!(5);
+    c["groups"] = json!(["a", 1]);
+    for alg in ["RS256", "PS256", "ES256", "ES384", "EdDSA"] {
+        assert_eq!(check(json!({}), &token(alg, c.clone())), Reason::Ok, "{alg}");
+    }
+}
+
+// ---- RSA key strength ----
+
+fn rsa_jwk_from(n: &rsa::BigUint, e: u32, kid: &str) -> Value {
+    json!({"kty": "RSA", "kid": kid, "use": "sig", "n": b64(&n.to_bytes_be()),
+        "e": b64(&rsa::BigUint::from(e).to_bytes_be())})
+}
+
+fn weak_rsa_jwks() -> Vec<(Value, &'static str)> {
+    use rsa::traits::PublicKeyParts;
+    let w = crate::test_keys::weak_moduli();
+    let n = keys().rsa.n().clone();
+    vec![
+        (rsa_jwk_from(&w.prime, 65537, "prime"), "is prime"),
+        (rsa_jwk_from(&w.small_factor, 65537, "small"), "small factor"),
+        (rsa_jwk_from(&w.square, 65537, "square"), "perfect square"),
+        (rsa_jwk_from(&w.close_primes, 65537, "close"), "Fermat"),
+        (rsa_jwk_from(&n, 1, "e1"), "exponent"),
+        (rsa_jwk_from(&n, 2, "e2"), "exponent"),
+        (rsa_jwk_from(&n, 65536, "even"), "exponent"),
+        (rsa_jwk_from(&(n.clone() >> 1usize), 65537, "short"), "2047 bits"),
+    ]
+}
+
+#[test]
+fn weak_rsa_keys_are_config_errors_naming_the_key() {
+    for (key, needle) in weak_rsa_jwks() {
+        let cfg = json!({"issuers": [{"name": "i", "issuer": ISS, "audiences": ["a"],
+            "jwks": {"inline": {"keys": [ed_jwk("ok"), key.clone()]}}}]});
+        let e = Config::parse(cfg.to_string().as_bytes()).unwrap_err();
+        assert_eq!(e.path, "issuers[0].jwks.inline.keys[1]", "{key}");
+        assert!(e.message.contains(needle), "{needle}: {e}");
+    }
+    // e = 3 is small but sound; the test keys (2048 bits, e = 65537) pass.
+    use rsa::traits::PublicKeyParts;
+    let e3 = rsa_jwk_from(keys().rsa.n(), 3, "e3");
+    let cfg = json!({"issuers": [{"name": "i", "issuer": ISS, "audiences": ["a"],
+        "jwks": {"inline": {"keys": [e3, rsa_jwk(&keys().rsa, "r"), rsa_jwk(&keys().rsa2, "r2")]}}}]});
+    assert!(Config::parse(cfg.to_string().as_bytes()).is_ok());
+}
+
+#[test]
+fn weak_rsa_keys_in_a_remote_jwks_are_skipped() {
+    let store = MemStore::default();
+    let mut auth = remote_auth(json!({}));
+    let weak: Vec<Value> = weak_rsa_jwks().into_iter().map(|(k, _)| k).collect();
+    let mut all = vec![rsa_jwk(&keys().rsa, "rsa")];
+    all.extend(weak.iter().cloned());
+    assert_eq!(
+        serve(&mut auth, &store, NOW, &all),
+        crate::jwks::FetchResult::Updated {
+            keys: 1,
+            skipped: weak.len()
+        }
+    );
+    assert_eq!(
+        reason(&auth_at(&mut auth, &store, &token("RS256", claims()), NOW, false)),
+        Reason::Ok
+    );
+    let set = auth.remote(0).and_then(|r| r.keys()).unwrap();
+    assert!(set.contains_kid("rsa") && !set.contains_kid("prime") && !set.contains_kid("small"));
+    // A JWKS of weak keys only has no usable key: refused, the last good set stays.
+    let r = serve(&mut auth, &store, NOW + 1, &weak);
+    assert!(matches!(r, crate::jwks::FetchResult::Rejected(_)), "{r:?}");
+    assert!(auth.remote(0).and_then(|r| r.keys()).unwrap().contains_kid("rsa"));
+}
+
+/// The shared-store entries of the (only) remote JWKS: (meta key, doc key).
+fn jwks_store_keys(store: &MemStore) -> (String, String) {
+    let data = store.data.borrow();
+    let find = |suffix: &str| data.keys().find(|k| k.ends_with(suffix)).cloned().unwrap();
+    (find("/meta"), find("/doc"))
+}
+
+#[test]
+fn stored_jwks_from_an_older_build_is_checked_in_full() {
+    use crate::host::SharedStore;
+    let store = MemStore::default();
+    let mut a = remote_auth(json!({}));
+    serve(&mut a, &store, NOW, &[rsa_jwk(&keys().rsa, "rsa")]);
+    // An older build (shared data outlives a VM reload) stored a weak key, with a meta record
+    // that knows nothing of key checks, backoff or failures.
+    let (meta_key, doc_key) = jwks_store_keys(&store);
+    let prime = weak_rsa_jwks().remove(0).0;
+    store.set(&doc_key, &doc(&[rsa_jwk(&keys().rsa, "rsa"), prime]), None);
+    let old_meta = json!({"version": 7, "fetched_at": NOW, "fetching_until": 0, "last_attempt": NOW,
+        "last_forced": 0});
+    store.set(&meta_key, old_meta.to_string().as_bytes(), None);
+    let mut b = remote_auth(json!({}));
+    assert_eq!(
+        reason(&auth_at(&mut b, &store, &token("RS256", claims()), NOW + 1, true)),
+        Reason::Ok
+    );
+    let set = b.remote(0).and_then(|r| r.keys()).unwrap();
+    assert!(set.contains_kid("rsa") && !set.contains_kid("prime"));
+}
+
+// ---- one JWKS fetch at a time ----
+
+#[test]
+fn cold_issuer_fetches_once_across_requests_and_workers() {
+    let store = MemStore::default();
+    let mut a = remote_auth(json!({}));
+    let mut b = remote_auth(json!({}));
+    let t = token("RS256", claims());
+    assert!(matches!(
+        auth_at(&mut a, &store, &t, NOW, true),
+        Verdict::Fetch { issuer: 0 }
+    ));
+    // While that fetch is in flight no other request, worker or tick starts one.
+    for (worker, name) in [(&mut a, "a"), (&mut b, "b")] {
+        for dt in 0..3 {
+            assert_eq!(
+                reason(&auth_at(worker, &store, &t, NOW + dt, true)),
+                Reason::JwksUnavailable,
+                "worker {name} at +{dt}"
+            );
+            assert!(worker.tick(NOW + dt, &store).is_empty());
+        }
+    }
+    serve(&mut a, &store, NOW + 2, &[rsa_jwk(&keys().rsa, "rsa")]);
+    assert_eq!(reason(&auth_at(&mut b, &store, &t, NOW + 2, true)), Reason::Ok);
+    assert_eq!(reason(&auth_at(&mut a, &store, &t, NOW + 2, true)), Reason::Ok);
+}
+
+#[test]
+fn failed_fetches_back_off_exponentially_and_success_resets() {
+    let store = MemStore::default();
+    let mut a = remote_auth(json!({"refresh_interval_s": 300, "max_stale_s": 600}));
+    let mut b = remote_auth(json!({"refresh_interval_s": 300, "max_stale_s": 600}));
+    let mut c = claims();
+    c["exp"] = json!(NOW + 3500);
+    let t = token("RS256", c);
+    let mut now = NOW;
+    let mut gaps = Vec::new();
+    for _ in 0..8 {
+        // Exactly one worker gets to fetch; the other requests are refused until the backoff
+        // has passed.
+        let mut waited = 0;
+        loop {
+            let worker = if waited % 2 == 0 { &mut a } else { &mut b };
+            match auth_at(worker, &store, &t, now, true) {
+                Verdict::Fetch { .. } => break,
+                v => assert_eq!(reason(&v), Reason::JwksUnavailable),
+            }
+            assert!(a.tick(now, &store).is_empty() && b.tick(now, &store).is_empty());
+            now += 1;
+            waited += 1;
+            assert!(waited <= 30, "backoff beyond 30 s");
+        }
+        gaps.push(waited);
+        a.on_fetch(0, now, &store, None, None); // connection error, or dispatch failed
+    }
+    assert_eq!(gaps, vec![0, 1, 2, 4, 8, 16, 30, 30]);
+    // The JWKS is back: the next allowed fetch restores service and resets the backoff.
+    now += 30;
+    assert!(matches!(
+        auth_at(&mut b, &store, &t, now, true),
+        Verdict::Fetch { .. }
+    ));
+    serve(&mut b, &store, now, &[rsa_jwk(&keys().rsa, "rsa")]);
+    assert_eq!(reason(&auth_at(&mut a, &store, &t, now, true)), Reason::Ok);
+    // A later failed refresh waits 1 s again, and the keys keep serving meanwhile.
+    now += 300;
+    assert_eq!(a.tick(now, &store), vec![0]);
+    a.on_fetch(0, now, &store, Some(503), None);
+    assert!(b.tick(now, &store).is_empty());
+    assert_eq!(reason(&auth_at(&mut b, &store, &t, now, true)), Reason::Ok);
+    assert_eq!(b.tick(now + 1, &store), vec![0]);
+}
+
+#[test]
+fn backoff_schedule_is_bounded() {
+    use crate::jwks::backoff_s;
+    let s: Vec<u64> = (0..9).map(|f| backoff_s(f, 300)).collect();
+    assert_eq!(s, vec![0, 1, 2, 4, 8, 16, 30, 30, 30]);
+    assert_eq!(backoff_s(u32::MAX, 300), 30);
+    // Never longer than the refresh interval the operator asked for.
+    assert_eq!(backoff_s(5, 10), 10);
+    assert_eq!(backoff_s(5, 1), 1);
+}
+
+#[test]
+fn a_lost_fetch_cannot_wedge_the_lease() {
+    let store = MemStore::default();
+    let mut a = remote_auth(json!({"timeout_ms": 5000}));
+    let mut b = remote_auth(json!({"timeout_ms": 5000}));
+    let t = token("RS256", claims());
+    assert!(matches!(
+        auth_at(&mut a, &store, &t, NOW, true),
+        Verdict::Fetch { .. }
+    ));
+    assert_eq!(a.remote(0).unwrap().lease_s(), 5 + crate::jwks::LEASE_MARGIN_S);
+    assert_eq!(a.remote(0).unwrap().wait_s(&store, NOW), 7);
+    // Its answer never comes: once the lease (timeout + margin) is over, another may fetch.
+    assert_eq!(
+        reason(&auth_at(&mut b, &store, &t, NOW + 6, true)),
+        Reason::JwksUnavailable
+    );
+    assert!(matches!(
+        auth_at(&mut b, &store, &t, NOW + 7, true),
+        Verdict::Fetch { .. }
+    ));
+}
+
+#[test]
+fn no_fetch_without_a_recorded_lease() {
+    use crate::host::{SharedStore, StoreWrite};
+    /// A host whose shared data refuses every write.
+    struct ReadOnly;
+    impl SharedStore for ReadOnly {
+        fn get(&self, _: &str) -> Option<(Vec<u8>, u32)> {
+            None
+        }
+        fn set(&self, _: &str, _: &[u8], _: Option<u32>) -> StoreWrite {
+            StoreWrite::Failed
+        }
+    }
+    let mut a = remote_auth(json!({}));
+    let t = token("RS256", claims());
+    let v = a.authenticate(Some(&format!("Bearer {t}")), NOW, &ReadOnly, true);
+    assert_eq!(reason(&v), Reason::JwksUnavailable);
+    assert!(a.tick(NOW + 1, &ReadOnly).is_empty());
+}
+
+#[test]
+fn unknown_kid_refetch_waits_for_the_fetch_in_flight() {
+    let store = MemStore::default();
+    let mut a = remote_auth(json!({}));
+    let mut b = remote_auth(json!({}));
+    serve(&mut a, &store, NOW, &[rsa_jwk(&keys().rsa, "rsa")]);
+    assert_eq!(a.tick(NOW + 60, &store), vec![0], "periodic refresh claimed");
+    let rotated = token("ES256", claims());
+    assert_eq!(
+        reason(&auth_at(&mut b, &store, &rotated, NOW + 61, true)),
+        Reason::UnknownKey
+    );
+    serve(
+        &mut a,
+        &store,
+        NOW + 61,
+        &[rsa_jwk(&keys().rsa, "rsa"), p256_jwk("p256")],
+    );
+    assert_eq!(
+        reason(&auth_at(&mut b, &store, &rotated, NOW + 61, true)),
+        Reason::Ok
+    );
 }

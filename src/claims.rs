@@ -8,6 +8,8 @@ use serde_json::{Map, Value};
 pub struct ClaimRules {
     pub audiences: Vec<String>,
     pub require_exp: bool,
+    /// Without `iat`, only the remaining lifetime (`exp - now`) can be bounded.
+    pub require_iat: bool,
     pub clock_skew_s: u64,
     pub max_lifetime_s: u64,
 }
@@ -47,10 +49,10 @@ pub fn validate(claims: &Map<String, Value>, rules: &ClaimRules, now: u64) -> Re
             return Err(Reason::NotYetValid);
         }
     }
-    if let Some(iat) = iat {
-        if iat > now.saturating_add(skew) {
-            return Err(Reason::IssuedInFuture);
-        }
+    match iat {
+        None if rules.require_iat => return Err(Reason::MissingIat),
+        Some(iat) if iat > now.saturating_add(skew) => return Err(Reason::IssuedInFuture),
+        _ => {}
     }
     // Only short-lived tokens get in: the whole lifetime from issuance, or, without iat, what
     // remains of it. A token without exp (when allowed) has no lifetime to bound.
@@ -74,6 +76,42 @@ pub fn validate(claims: &Map<String, Value>, rules: &ClaimRules, now: u64) -> Re
         return Err(Reason::AudienceMismatch);
     }
     Ok(exp)
+}
+
+/// Claims that name the caller, its client or the token: identity, authorization and
+/// revocation compare them as strings, so any other JSON type (a number `sub` would match
+/// no revoked subject) or an empty string is a malformed token, not a missing claim.
+pub const IDENTITY_CLAIMS: [&str; 5] = ["iss", "sub", "jti", "azp", "client_id"];
+
+fn identifier(v: &Value) -> Result<(), Reason> {
+    match v {
+        Value::String(s) if !s.is_empty() => Ok(()),
+        _ => Err(Reason::BadClaim),
+    }
+}
+
+/// Type checks of the identity claims, the `act` delegation chain included (every level must
+/// be an object whose `sub`, when present, is a non-empty string). Absent claims are fine.
+pub fn check_identity_claims(claims: &Map<String, Value>) -> Result<(), Reason> {
+    for name in IDENTITY_CLAIMS {
+        if let Some(v) = claims.get(name) {
+            identifier(v)?;
+        }
+    }
+    // serde_json's recursion limit bounds the depth of a parsed document.
+    let mut act = claims.get("act");
+    while let Some(a) = act {
+        let Value::Object(a) = a else {
+            return Err(Reason::BadClaim);
+        };
+        for name in IDENTITY_CLAIMS {
+            if let Some(v) = a.get(name) {
+                identifier(v)?;
+            }
+        }
+        act = a.get("act");
+    }
+    Ok(())
 }
 
 /// Who the caller is, as verified. Built once per token and kept in the token cache.
@@ -149,6 +187,7 @@ mod tests {
         ClaimRules {
             audiences: vec!["llm".into(), "other".into()],
             require_exp: true,
+            require_iat: false,
             clock_skew_s: 60,
             max_lifetime_s: 3600,
         }
@@ -255,5 +294,50 @@ mod tests {
         let id = Identity::from_claims("idp", claims(json!({"act": act})), None);
         assert_eq!(id.actors.len(), MAX_ACTOR_DEPTH);
         assert_eq!(id.actors.first().map(String::as_str), Some("a49"));
+    }
+
+    #[test]
+    fn require_iat() {
+        let c = claims(json!({"aud": "llm", "exp": NOW + 600}));
+        assert_eq!(validate(&c, &rules(), NOW), Ok(Some(NOW + 600)));
+        let mut r = rules();
+        r.require_iat = true;
+        assert_eq!(validate(&c, &r, NOW), Err(Reason::MissingIat));
+        let c = claims(json!({"aud": "llm", "exp": NOW + 600, "iat": NOW}));
+        assert_eq!(validate(&c, &r, NOW), Ok(Some(NOW + 600)));
+        // A malformed iat stays a bad claim, required or not.
+        let c = claims(json!({"aud": "llm", "exp": NOW + 600, "iat": "now"}));
+        assert_eq!(validate(&c, &r, NOW), Err(Reason::BadClaim));
+    }
+
+    #[test]
+    fn identity_claim_types() {
+        assert_eq!(check_identity_claims(&claims(json!({}))), Ok(()));
+        let good = json!({"iss": "i", "sub": "s", "jti": "j", "azp": "a", "client_id": "c",
+            "act": {"sub": "x", "act": {"sub": "y", "iss": "z"}}, "other": 5});
+        assert_eq!(check_identity_claims(&claims(good)), Ok(()));
+        for name in IDENTITY_CLAIMS {
+            for bad in [
+                json!(1),
+                json!(null),
+                json!([]),
+                json!({}),
+                json!(false),
+                json!(""),
+            ] {
+                let c = claims(json!({ name: bad.clone() }));
+                assert_eq!(check_identity_claims(&c), Err(Reason::BadClaim), "{name}={bad}");
+                let c = claims(json!({"act": {"sub": "x", "act": { name: bad.clone() }}}));
+                assert_eq!(
+                    check_identity_claims(&c),
+                    Err(Reason::BadClaim),
+                    "act.act.{name}={bad}"
+                );
+            }
+        }
+        for bad in [json!("x"), json!(1), json!(null), json!([{"sub": "x"}])] {
+            let c = claims(json!({ "act": bad.clone() }));
+            assert_eq!(check_identity_claims(&c), Err(Reason::BadClaim), "act={bad}");
+        }
     }
 }

@@ -185,9 +185,15 @@ pub struct IssuerConfig {
     pub algorithms: Option<Vec<Alg>>,
     #[serde(default = "yes")]
     pub require_exp: bool,
+    /// Refuse tokens without `iat` (audit reason `missing_iat`). Without `iat` a token's
+    /// whole lifetime is unknown: only what remains of it, `exp - now`, is held to
+    /// `max_lifetime_s`, so a long-lived token is accepted near its end. Default false.
+    #[serde(default)]
+    pub require_iat: bool,
     #[serde(default = "default_skew")]
     pub clock_skew_s: u64,
-    /// Longest accepted lifetime, `exp - iat` (or `exp - now` without `iat`).
+    /// Longest accepted lifetime: `exp - iat`, or without `iat` the remaining `exp - now`
+    /// (set `require_iat` to refuse such tokens).
     #[serde(default = "default_max_lifetime")]
     pub max_lifetime_s: u64,
     #[serde(default)]

@@ -149,8 +149,9 @@ pub fn parse_compact(token: &str) -> Result<UntrustedJws<'_>, ParseError> {
     })
 }
 
-/// Parses a JSON object and rejects duplicate top-level member names: with duplicates, two
-/// parsers can disagree on which `alg`/`sub`/`exp` is the real one.
+/// Parses a JSON object and rejects duplicate member names at any depth: with duplicates,
+/// two parsers can disagree on which `alg`/`sub`/`exp` is the real one, or which `act.sub`
+/// or nested claim (`claim:org.role` in a policy) the token carries.
 pub fn parse_unique_object(bytes: &[u8]) -> Result<Map<String, Value>, serde_json::Error> {
     struct UniqueObject(Map<String, Value>);
     impl<'de> Deserialize<'de> for UniqueObject {
@@ -161,21 +162,78 @@ pub fn parse_unique_object(bytes: &[u8]) -> Result<Map<String, Value>, serde_jso
                 fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                     f.write_str("a JSON object")
                 }
-                fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<UniqueObject, A::Error> {
-                    let mut map = Map::new();
-                    while let Some((k, v)) = access.next_entry::<String, Value>()? {
-                        if map.contains_key(&k) {
-                            return Err(serde::de::Error::custom("duplicate member"));
-                        }
-                        map.insert(k, v);
-                    }
-                    Ok(UniqueObject(map))
+                fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<UniqueObject, A::Error> {
+                    unique_map(access).map(UniqueObject)
                 }
             }
             d.deserialize_map(V)
         }
     }
     serde_json::from_slice::<UniqueObject>(bytes).map(|u| u.0)
+}
+
+fn unique_map<'de, A: MapAccess<'de>>(mut access: A) -> Result<Map<String, Value>, A::Error> {
+    let mut map = Map::new();
+    while let Some((k, UniqueValue(v))) = access.next_entry::<String, UniqueValue>()? {
+        if map.contains_key(&k) {
+            return Err(serde::de::Error::custom("duplicate member"));
+        }
+        map.insert(k, v);
+    }
+    Ok(map)
+}
+
+/// A JSON value whose objects, however deep, have no duplicate member names.
+struct UniqueValue(Value);
+
+impl<'de> Deserialize<'de> for UniqueValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = UniqueValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<UniqueValue, E> {
+                Ok(UniqueValue(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<UniqueValue, E> {
+                Ok(UniqueValue(Value::from(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<UniqueValue, E> {
+                Ok(UniqueValue(Value::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<UniqueValue, E> {
+                Ok(UniqueValue(Value::from(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<UniqueValue, E> {
+                Ok(UniqueValue(Value::String(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<UniqueValue, E> {
+                Ok(UniqueValue(Value::String(v)))
+            }
+            fn visit_unit<E>(self) -> Result<UniqueValue, E> {
+                Ok(UniqueValue(Value::Null))
+            }
+            fn visit_none<E>(self) -> Result<UniqueValue, E> {
+                Ok(UniqueValue(Value::Null))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<UniqueValue, D::Error> {
+                UniqueValue::deserialize(d)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<UniqueValue, A::Error> {
+                let mut items = Vec::new();
+                while let Some(UniqueValue(v)) = seq.next_element::<UniqueValue>()? {
+                    items.push(v);
+                }
+                Ok(UniqueValue(Value::Array(items)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<UniqueValue, A::Error> {
+                unique_map(access).map(|m| UniqueValue(Value::Object(m)))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A public (or, for HS*, shared) verification key.
@@ -253,6 +311,10 @@ impl KeySet {
     /// every other key that cannot be used is reported. The caller decides whether a partial
     /// set is acceptable (inline config: no; remote: yes, if at least one key is usable).
     pub fn parse(doc: &Value) -> Result<(KeySet, Vec<JwkError>), String> {
+        KeySet::parse_with(doc, KeyCheck::Full)
+    }
+
+    pub fn parse_with(doc: &Value, check: KeyCheck) -> Result<(KeySet, Vec<JwkError>), String> {
         let keys = doc
             .get("keys")
             .and_then(Value::as_array)
@@ -260,7 +322,7 @@ impl KeySet {
         let mut set = KeySet::default();
         let mut errors = Vec::new();
         for (index, key) in keys.iter().enumerate() {
-            match parse_jwk(key) {
+            match parse_jwk(key, check) {
                 Ok(Some(jwk)) => set.keys.push(jwk),
                 Ok(None) => {}
                 Err(message) => errors.push(JwkError { index, message }),
@@ -323,8 +385,167 @@ fn b64_field(key: &Value, name: &str) -> Result<Vec<u8>, String> {
         .map_err(|_| format!("member \"{name}\" is not unpadded base64url"))
 }
 
+/// How much checking a key set gets: everything when it comes from outside (config, JWKS
+/// endpoint). A document this plugin validated itself (the config already parsed, or the
+/// JWKS a worker stored after validating it) skips the modulus tests, which cost a few ms
+/// per RSA key: every worker re-reads the stored document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyCheck {
+    Full,
+    Revalidated,
+}
+
+/// Smallest accepted public exponent. Even exponents and e = 1 are not RSA.
+pub const MIN_RSA_EXPONENT: u32 = 3;
+/// Trial division covers every prime below this bound.
+pub const SMALL_FACTOR_BOUND: u32 = 1 << 16;
+/// Steps of Fermat's method: finds the factors of a modulus whose two primes are close
+/// together (the "Fermat factorable" keys of broken generators).
+const FERMAT_STEPS: u32 = 4;
+
+fn check_rsa_exponent(e: &rsa::BigUint) -> Result<(), String> {
+    let odd = e.to_bytes_be().last().is_some_and(|b| b & 1 == 1);
+    if !odd || *e < rsa::BigUint::from(MIN_RSA_EXPONENT) {
+        return Err(format!(
+            "RSA public exponent must be odd and at least {MIN_RSA_EXPONENT}"
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses moduli that give the private key away: a prime modulus (anyone can compute the
+/// private exponent), a modulus with a small factor, or one Fermat's method factors at once.
+/// The size has been checked before.
+fn check_rsa_modulus(n: &rsa::BigUint, check: KeyCheck) -> Result<(), String> {
+    if check == KeyCheck::Revalidated {
+        return Ok(());
+    }
+    let bytes = n.to_bytes_be();
+    let digest = {
+        use sha2::{Digest, Sha256};
+        <[u8; 32]>::from(Sha256::digest(&bytes))
+    };
+    // A JWKS refresh brings the same keys again and again: a modulus that passed once is
+    // not tested again by this VM.
+    if PASSED_MODULI.with(|p| p.try_borrow().is_ok_and(|p| p.contains(&digest))) {
+        return Ok(());
+    }
+    check_rsa_modulus_uncached(n, &bytes)?;
+    PASSED_MODULI.with(|p| {
+        if let Ok(mut p) = p.try_borrow_mut() {
+            if p.len() >= PASSED_MODULI_MAX {
+                p.remove(0);
+            }
+            p.push(digest);
+        }
+    });
+    Ok(())
+}
+
+/// Moduli (SHA-256) that passed [`check_rsa_modulus`]; a small FIFO.
+const PASSED_MODULI_MAX: usize = 64;
+thread_local! {
+    static PASSED_MODULI: std::cell::RefCell<Vec<[u8; 32]>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn check_rsa_modulus_uncached(n: &rsa::BigUint, bytes: &[u8]) -> Result<(), String> {
+    if let Some(p) = small_factor(bytes) {
+        return Err(format!(
+            "RSA modulus has a small factor (below {SMALL_FACTOR_BOUND}): {p}"
+        ));
+    }
+    // Fermat test, base 2: a prime always passes it; a product of two large primes passes
+    // only with negligible probability (and would then be refused, never wrongly accepted).
+    let one = rsa::BigUint::from(1u32);
+    let two = rsa::BigUint::from(2u32);
+    if two.modpow(&(n.clone() - 1u32), n) == one {
+        return Err("RSA modulus is prime (or a base-2 pseudoprime), not a product of two primes".into());
+    }
+    let root = n.sqrt();
+    let mut a = root.clone();
+    if &a * &a == *n {
+        return Err("RSA modulus is a perfect square".into());
+    }
+    for _ in 0..FERMAT_STEPS {
+        a += 1u32;
+        let b2 = &a * &a - n;
+        let b = b2.sqrt();
+        if &b * &b == b2 {
+            return Err("RSA modulus factors by Fermat's method (its primes are too close together)".into());
+        }
+    }
+    Ok(())
+}
+
+/// The smallest prime factor below [`SMALL_FACTOR_BOUND`] of the big-endian number, if any.
+/// Primes are grouped into products below 2^32 so one pass over the number serves several.
+fn small_factor(be: &[u8]) -> Option<u32> {
+    let primes = small_primes();
+    let mut group: Vec<u32> = Vec::new();
+    let mut product: u64 = 1;
+    let check = |group: &[u32], product: u64| -> Option<u32> {
+        let r = rem_u32(be, product);
+        group.iter().copied().find(|p| r.is_multiple_of(u64::from(*p)))
+    };
+    for p in primes {
+        let next = product.saturating_mul(u64::from(p));
+        if next > u64::from(u32::MAX) {
+            if let Some(f) = check(&group, product) {
+                return Some(f);
+            }
+            group.clear();
+            product = u64::from(p);
+        } else {
+            product = next;
+        }
+        group.push(p);
+    }
+    check(&group, product)
+}
+
+/// `n mod m` for a big-endian `n` and `m < 2^32`.
+fn rem_u32(be: &[u8], m: u64) -> u64 {
+    if m == 0 {
+        return 0;
+    }
+    let mut r: u64 = 0;
+    // The head shorter than 4 bytes first, then whole 32-bit words: r < 2^32, so r << 32
+    // plus a word never overflows.
+    let head = be.len() % 4;
+    let (first, words) = be.split_at(head);
+    for b in first {
+        r = ((r << 8) | u64::from(*b)) % m;
+    }
+    for w in words.chunks_exact(4) {
+        let word = w.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        r = ((r << 32) | word) % m;
+    }
+    r
+}
+
+/// The primes below [`SMALL_FACTOR_BOUND`] (sieve of Eratosthenes; about 6500 of them).
+fn small_primes() -> Vec<u32> {
+    let bound = SMALL_FACTOR_BOUND as usize;
+    let mut composite = vec![false; bound];
+    let mut primes = Vec::with_capacity(6600);
+    for i in 2..bound {
+        if composite.get(i).copied().unwrap_or(true) {
+            continue;
+        }
+        primes.push(i as u32);
+        let mut j = i.saturating_mul(i);
+        while j < bound {
+            if let Some(c) = composite.get_mut(j) {
+                *c = true;
+            }
+            j += i;
+        }
+    }
+    primes
+}
+
 /// Ok(None): a key we skip on purpose (encryption keys).
-fn parse_jwk(key: &Value) -> Result<Option<Jwk>, String> {
+fn parse_jwk(key: &Value, check: KeyCheck) -> Result<Option<Jwk>, String> {
     if !key.is_object() {
         return Err("a key must be a JSON object".into());
     }
@@ -371,6 +592,8 @@ fn parse_jwk(key: &Value) -> Result<Option<Jwk>, String> {
                 ));
             }
             let e = rsa::BigUint::from_bytes_be(&e);
+            check_rsa_exponent(&e)?;
+            check_rsa_modulus(&n, check)?;
             let pk = rsa::RsaPublicKey::new_with_max_size(n, e, MAX_RSA_BITS)
                 .map_err(|_| "invalid RSA public key".to_string())?;
             KeyMaterial::Rsa(pk)
@@ -515,5 +738,88 @@ pub fn verify(alg: Alg, key: &KeyMaterial, input: &[u8], signature: &[u8]) -> bo
             }
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rsa::BigUint;
+
+    #[test]
+    fn small_primes_are_the_primes_below_the_bound() {
+        let p = small_primes();
+        assert_eq!(p.len(), 6542);
+        assert_eq!(p.first(), Some(&2));
+        assert_eq!(p.last(), Some(&65521));
+        assert!(p.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn remainder_of_big_numbers() {
+        let n = BigUint::parse_bytes(b"123456789012345678901234567890123456789", 10).unwrap();
+        for m in [1u64, 2, 3, 65521, 4_294_967_291, u64::from(u32::MAX)] {
+            let want = (&n % BigUint::from(m)).to_bytes_be();
+            let got = BigUint::from(rem_u32(&n.to_bytes_be(), m)).to_bytes_be();
+            assert_eq!(got, want, "mod {m}");
+        }
+        assert_eq!(rem_u32(&[], 7), 0);
+        assert_eq!(rem_u32(&[9], 0), 0);
+    }
+
+    #[test]
+    fn small_factors_are_found_at_any_position() {
+        use rsa::traits::PublicKeyParts;
+        let n = crate::test_keys::keys().rsa.n().clone();
+        assert_eq!(small_factor(&n.to_bytes_be()), None);
+        for p in [3u32, 5, 251, 257, 4099, 65519, 65521] {
+            assert_eq!(small_factor(&(&n * p).to_bytes_be()), Some(p), "{p}");
+        }
+        assert_eq!(
+            small_factor(&(&n * 65537u32).to_bytes_be()),
+            None,
+            "above the bound"
+        );
+    }
+
+    #[test]
+    fn modulus_and_exponent_checks() {
+        use rsa::traits::PublicKeyParts;
+        let k = crate::test_keys::keys();
+        let w = crate::test_keys::weak_moduli();
+        assert_eq!(check_rsa_modulus(k.rsa.n(), KeyCheck::Full), Ok(()));
+        assert_eq!(check_rsa_modulus(k.rsa2.n(), KeyCheck::Full), Ok(()));
+        for (n, needle) in [
+            (&w.prime, "is prime"),
+            (&w.small_factor, "small factor"),
+            (&w.square, "perfect square"),
+            (&w.close_primes, "Fermat"),
+        ] {
+            let e = check_rsa_modulus(n, KeyCheck::Full).unwrap_err();
+            assert!(e.contains(needle), "{e}");
+            // Failures are not remembered as passes.
+            assert!(check_rsa_modulus(n, KeyCheck::Full).is_err());
+            // Documents this plugin stored itself are not tested again.
+            assert_eq!(check_rsa_modulus(n, KeyCheck::Revalidated), Ok(()));
+        }
+        for e in [0u32, 1, 2, 4, 65536] {
+            assert!(check_rsa_exponent(&BigUint::from(e)).is_err(), "{e}");
+        }
+        for e in [3u32, 17, 65537] {
+            assert_eq!(check_rsa_exponent(&BigUint::from(e)), Ok(()), "{e}");
+        }
+    }
+
+    #[test]
+    fn duplicate_members_are_refused_at_any_depth() {
+        assert!(parse_unique_object(br#"{"a":1,"a":2}"#).is_err());
+        assert!(parse_unique_object(br#"{"act":{"sub":"a","sub":"admin"}}"#).is_err());
+        assert!(parse_unique_object(br#"{"x":[{"k":1},{"k":1,"k":2}]}"#).is_err());
+        // The same name in different objects is fine, and values parse as serde_json's do.
+        let doc = br#"{"a":{"k":1},"b":{"k":-2,"f":1.5,"s":"\u00e9","n":null,"t":[true,{}],"big":18446744073709551615}}"#;
+        let want: Value = serde_json::from_slice(doc).unwrap();
+        assert_eq!(Value::Object(parse_unique_object(doc).unwrap()), want);
+        assert!(parse_unique_object(b"[1]").is_err());
+        assert!(parse_unique_object(b"{\"a\":1e400}").is_err());
     }
 }

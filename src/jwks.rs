@@ -3,19 +3,30 @@
 //! Two keys per JWKS source (cluster + authority + path), so the key space is bounded by the
 //! config and plugins that use the same source share one fetch:
 //! - `<base>/meta`: small JSON {version, fetched_at, fetching_until, last_attempt,
-//!   last_forced}; doubles as the fetch lease, claimed with compare-and-swap;
+//!   last_forced, failures, retry_at}; doubles as the fetch lease, claimed with
+//!   compare-and-swap;
 //! - `<base>/doc`: the last good JWKS document, written only after it validated.
 //!
 //! Each VM keeps the parsed key set and re-reads `doc` only when `version` moves, so the
 //! request path reads no shared data while the local copy is good.
+//!
+//! Single flight: whatever the reason (no key set yet, periodic refresh, unknown `kid`), at
+//! most one fetch per source is in flight across requests, workers and plugins: the lease
+//! (`fetching_until`) lasts the fetch timeout plus [`LEASE_MARGIN_S`], so a call whose answer
+//! is lost cannot wedge it. After a failed fetch the next one waits (`retry_at`): 1 s,
+//! doubling per consecutive failure up to [`MAX_BACKOFF_S`] (and never longer than the
+//! refresh interval); a success resets it. A request that finds no usable key set and cannot
+//! claim the lease is refused at once (503 `auth_unavailable`) rather than starting a fetch
+//! of its own.
 
 use crate::config::RemoteJwks;
 use crate::host::{SharedStore, StoreWrite};
-use crate::jose::KeySet;
+use crate::jose::{JwkError, KeyCheck, KeySet};
 use serde::{Deserialize, Serialize};
 use std::rc::Rc;
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
 struct Meta {
     version: u64,
     /// Time of the last successful fetch (0: never).
@@ -25,7 +36,17 @@ struct Meta {
     last_attempt: u64,
     /// Last fetch forced by an unknown kid.
     last_forced: u64,
+    /// Consecutive failed fetches (0 after a success).
+    failures: u32,
+    /// No fetch starts before then (backoff after failures).
+    retry_at: u64,
+    /// Which [`KEY_CHECKS`] the stored document passed: a document stored by an older build
+    /// (shared data outlives a VM reload) is checked in full again.
+    checks: u32,
 }
+
+/// Version of the key checks a stored document has passed; bump when `jose` refuses more.
+const KEY_CHECKS: u32 = 1;
 
 /// Why a fetch is wanted; decides which rate limit applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,9 +79,24 @@ struct Loaded {
 
 /// Bounded retries for CAS updates of `meta`; losing them all only skips an update.
 const CAS_RETRIES: usize = 8;
-/// After a failed fetch, wait at least this long (capped by the refresh interval) before the
-/// next periodic attempt, so a dead JWKS server is not hammered by every worker.
-const RETRY_AFTER_FAILURE_S: u64 = 5;
+/// The lease outlives the fetch timeout by this much: `now` has one-second resolution, and
+/// the answer (or Envoy's timeout) must be handled before another worker may start a fetch.
+pub const LEASE_MARGIN_S: u64 = 2;
+/// Skipped keys named one by one in the log per fetch.
+const MAX_LOGGED_SKIPS: usize = 8;
+/// Longest wait between fetches after consecutive failures.
+pub const MAX_BACKOFF_S: u64 = 30;
+
+/// Wait after `failures` consecutive failures: 1, 2, 4, ... seconds, capped by
+/// [`MAX_BACKOFF_S`] and by the refresh interval (an operator who asks for frequent refreshes
+/// gets frequent retries).
+pub fn backoff_s(failures: u32, refresh_interval_s: u64) -> u64 {
+    if failures == 0 {
+        return 0;
+    }
+    let doubling = 1u64 << failures.saturating_sub(1).min(16);
+    doubling.min(MAX_BACKOFF_S).min(refresh_interval_s.max(1))
+}
 
 #[derive(Debug)]
 pub struct RemoteKeys {
@@ -145,7 +181,12 @@ impl RemoteKeys {
         let Ok(value) = serde_json::from_slice::<serde_json::Value>(&doc) else {
             return;
         };
-        if let Ok((keys, _)) = KeySet::parse(&value) {
+        let check = if meta.checks >= KEY_CHECKS {
+            KeyCheck::Revalidated
+        } else {
+            KeyCheck::Full
+        };
+        if let Ok((keys, _)) = KeySet::parse_with(&value, check) {
             if !keys.keys.is_empty() {
                 self.local = Some(Loaded {
                     version: meta.version,
@@ -156,36 +197,33 @@ impl RemoteKeys {
         }
     }
 
-    /// Claims the right to fetch now. Returns false when another worker is fetching or the
-    /// kind's rate limit says wait. Bootstrap requests may fetch even while another fetch is
-    /// in flight: they cannot be answered without keys.
+    /// Claims the right to fetch now (the lease of this source). False while another fetch
+    /// of the source is in flight (any worker, any reason), during the backoff after a
+    /// failure, when the kind's own schedule says wait, or when the lease cannot be recorded.
     pub fn claim_fetch(&mut self, store: &dyn SharedStore, now: u64, kind: FetchKind) -> bool {
         for _ in 0..CAS_RETRIES {
             let (mut meta, cas) = self.read_meta(store);
-            let in_flight = now < meta.fetching_until;
+            if now < meta.fetching_until || now < meta.retry_at {
+                return false;
+            }
             let allowed = match kind {
-                FetchKind::Bootstrap => meta.fetched_at == 0 || !in_flight,
+                // The request cannot be answered without keys.
+                FetchKind::Bootstrap => true,
                 FetchKind::Refresh => {
                     let age = now.saturating_sub(meta.fetched_at);
-                    let backoff = RETRY_AFTER_FAILURE_S.min(self.source.refresh_interval_s).max(1);
-                    !in_flight
-                        && (meta.fetched_at == 0
-                            || age >= self.source.refresh_interval_s
-                            || age > self.source.max_stale_s)
-                        && now.saturating_sub(meta.last_attempt) >= backoff
+                    meta.fetched_at == 0
+                        || age >= self.source.refresh_interval_s
+                        || age > self.source.max_stale_s
                 }
                 FetchKind::UnknownKid => {
-                    !in_flight
-                        && (meta.last_forced == 0
-                            || now.saturating_sub(meta.last_forced)
-                                >= self.source.unknown_kid_refetch_interval_s)
+                    meta.last_forced == 0
+                        || now.saturating_sub(meta.last_forced) >= self.source.unknown_kid_refetch_interval_s
                 }
             };
             if !allowed {
                 return false;
             }
-            let timeout_s = self.source.timeout_ms.div_ceil(1000).saturating_add(1);
-            meta.fetching_until = now.saturating_add(timeout_s);
+            meta.fetching_until = now.saturating_add(self.lease_s());
             meta.last_attempt = now;
             if kind == FetchKind::UnknownKid {
                 meta.last_forced = now;
@@ -196,11 +234,27 @@ impl RemoteKeys {
             match store.set(&self.meta_key, &bytes, cas) {
                 StoreWrite::Written => return true,
                 StoreWrite::CasMismatch => continue,
-                // Cannot record the lease: a bootstrap request still needs its keys.
-                StoreWrite::Failed => return kind == FetchKind::Bootstrap,
+                // Without a recorded lease nothing stops every other request from fetching
+                // too; and the fetched keys could not be shared anyway (see on_fetch).
+                StoreWrite::Failed => return false,
             }
         }
         false
+    }
+
+    /// How long a claimed fetch holds the lease.
+    pub fn lease_s(&self) -> u64 {
+        self.source
+            .timeout_ms
+            .div_ceil(1000)
+            .saturating_add(LEASE_MARGIN_S)
+    }
+
+    /// Seconds until a fetch may start again (lease or backoff), 0 if it may start now. For
+    /// tests and for a Retry-After hint.
+    pub fn wait_s(&self, store: &dyn SharedStore, now: u64) -> u64 {
+        let (meta, _) = self.read_meta(store);
+        meta.fetching_until.max(meta.retry_at).saturating_sub(now)
     }
 
     /// Handles a fetch response (`status` None: the call failed or timed out). Only a valid
@@ -213,9 +267,27 @@ impl RemoteKeys {
         body: Option<&[u8]>,
     ) -> FetchResult {
         let result = self.validate_response(status, body);
-        let ok = matches!(result, Ok((_, _, _)));
-        if let Ok((bytes, _, _)) = &result {
-            if store.set(&self.doc_key, bytes, None) != StoreWrite::Written {
+        let ok = result.is_ok();
+        if let Ok((bytes, _, skipped)) = &result {
+            // Bounded: a hostile or broken document must not flood the log.
+            for e in skipped.iter().take(MAX_LOGGED_SKIPS) {
+                log::warn!(
+                    "llm-warden: JWKS from cluster {:?} path {:?}: key [{}] skipped: {}",
+                    self.source.cluster,
+                    self.source.path,
+                    e.index,
+                    e.message
+                );
+            }
+            if skipped.len() > MAX_LOGGED_SKIPS {
+                log::warn!(
+                    "llm-warden: JWKS from cluster {:?} path {:?}: {} more keys skipped",
+                    self.source.cluster,
+                    self.source.path,
+                    skipped.len() - MAX_LOGGED_SKIPS
+                );
+            }
+            if store.set(&self.doc_key, bytes.as_slice(), None) != StoreWrite::Written {
                 return self.release(
                     store,
                     now,
@@ -225,7 +297,10 @@ impl RemoteKeys {
             }
         }
         let outcome = match result {
-            Ok((_, keys, skipped)) => FetchResult::Updated { keys, skipped },
+            Ok((_, keys, skipped)) => FetchResult::Updated {
+                keys,
+                skipped: skipped.len(),
+            },
             Err(e) => FetchResult::Rejected(e),
         };
         self.release(store, now, ok, outcome)
@@ -244,6 +319,12 @@ impl RemoteKeys {
             if success {
                 meta.version = meta.version.wrapping_add(1).max(1);
                 meta.fetched_at = now;
+                meta.failures = 0;
+                meta.retry_at = 0;
+                meta.checks = KEY_CHECKS;
+            } else {
+                meta.failures = meta.failures.saturating_add(1);
+                meta.retry_at = now.saturating_add(backoff_s(meta.failures, self.source.refresh_interval_s));
             }
             let Ok(bytes) = serde_json::to_vec(&meta) else {
                 break;
@@ -259,12 +340,14 @@ impl RemoteKeys {
         outcome
     }
 
-    #[allow(clippy::type_complexity)]
-    fn validate_response<'b>(
+    /// The document to store (the keys that passed every check; refused ones are left out so
+    /// that no VM reading it back needs to test them again), the number of usable keys and the
+    /// keys skipped (with why).
+    fn validate_response(
         &self,
         status: Option<u16>,
-        body: Option<&'b [u8]>,
-    ) -> Result<(&'b [u8], usize, usize), String> {
+        body: Option<&[u8]>,
+    ) -> Result<(Vec<u8>, usize, Vec<JwkError>), String> {
         match status {
             Some(200) => {}
             Some(s) => return Err(format!("JWKS endpoint answered HTTP {s}")),
@@ -284,7 +367,29 @@ impl RemoteKeys {
         if keys.keys.is_empty() {
             return Err("JWKS response has no usable signing key".into());
         }
-        Ok((body, keys.keys.len(), errors.len()))
+        // `errors` is in key order: one merge pass.
+        let mut refused = errors.iter().map(|e| e.index).peekable();
+        let passed: Vec<&serde_json::Value> = value
+            .get("keys")
+            .and_then(serde_json::Value::as_array)
+            .map(|all| {
+                all.iter()
+                    .enumerate()
+                    .filter(|(i, _)| {
+                        if refused.peek() == Some(i) {
+                            refused.next();
+                            false
+                        } else {
+                            true
+                        }
+                    })
+                    .map(|(_, k)| k)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let stored = serde_json::to_vec(&serde_json::json!({ "keys": passed }))
+            .map_err(|_| "cannot store the key set".to_string())?;
+        Ok((stored, keys.keys.len(), errors))
     }
 }
 

@@ -1,17 +1,104 @@
 //! One audit record per request: who (the verified identity chain), what was decided and
 //! why. It never holds a token, signature, key or request body.
+//!
+//! Records are bounded, because parts of them come from callers (one refused request
+//! naming 14,000 tools wrote 3.5 MB to the log):
+//! - every string is cut to [`MAX_STRING_BYTES`] (`path` to [`MAX_PATH_BYTES`]) at a char
+//!   boundary;
+//! - `tools`, `act` and `redactions` keep their first [`MAX_LIST_ENTRIES`] entries and count
+//!   the rest in `tools_truncated`, `act_truncated` and `redactions_truncated`, so a request
+//!   named `tools.len() + tools_truncated` tools;
+//! - the serialized record is at most [`MAX_RECORD_BYTES`]. A record still over that sheds,
+//!   in this order, until it fits: `tools` entries from the last, `redactions` entries from
+//!   the last name, `act` entries from the last (the earliest delegator), whole optional
+//!   strings in [`DROP_ORDER`], and last `request_id`, `issuer`, `iss` and `sub` cut to
+//!   [`LAST_RESORT_BYTES`] (then `ts` and the strings the code writes, `action`,
+//!   `credential_source`, `withheld`, `decision` and `reason`, should one ever be that
+//!   long). Those fields, `status` and every number always stay;
+//! - `truncated` names, in record order, each field that was cut or dropped; it is empty
+//!   when the record is whole.
+//!
+//! Fields may be assigned directly: [`AuditRecord::to_json`] applies every cap. The setters
+//! store values already capped, so the usual record is written in one pass.
 
 use crate::claims::Identity;
 use crate::reason::Reason;
 use serde::Serialize;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 /// Stable prefix of audit lines in Envoy's log, for log shippers to match on.
 pub const LOG_PREFIX: &str = "llm-warden-audit ";
+
+/// Entries kept in each list field (`tools`, `act`, `redactions`).
+pub const MAX_LIST_ENTRIES: usize = 32;
+/// Bytes kept of each string, list entries and redaction names included, except `path`.
+pub const MAX_STRING_BYTES: usize = 256;
+/// Bytes kept of `path`.
+pub const MAX_PATH_BYTES: usize = 1024;
+/// Bytes of the whole serialized record, at most.
+pub const MAX_RECORD_BYTES: usize = 8 * 1024;
+/// What `request_id`, `issuer`, `iss` and `sub` are cut to when nothing else is left to shed.
+pub const LAST_RESORT_BYTES: usize = 64;
+/// Optional strings that a record over [`MAX_RECORD_BYTES`] drops (nulls), first first: the
+/// most caller-controlled and the least telling go first.
+pub const DROP_ORDER: [&str; 13] = [
+    "client_request_id",
+    "upstream_sub",
+    "guard_rule",
+    "limit",
+    "rule",
+    "policy",
+    "route",
+    "model",
+    "blocked_tool",
+    "jti",
+    "client",
+    "path",
+    "method",
+];
+
+/// Names of the fields that can be cut, in record order (`truncated` follows it).
+const CUTTABLE_IN_ORDER: &[&str] = &[
+    "ts",
+    "request_id",
+    "method",
+    "path",
+    "issuer",
+    "iss",
+    "sub",
+    "client",
+    "act",
+    "jti",
+    "route",
+    "policy",
+    "rule",
+    "action",
+    "model",
+    "tools",
+    "blocked_tool",
+    "credential_source",
+    "upstream_sub",
+    "guard_rule",
+    "redactions",
+    "limit",
+    "decision",
+    "reason",
+    "client_request_id",
+    "withheld",
+];
+
+/// Upper bound of a record's size besides its strings and list entries: member names,
+/// punctuation, `null`s and numbers at 20 digits (a test checks it), redaction counts aside.
+const FIXED_BYTES: usize = 1024;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AuditRecord {
     /// RFC 3339 UTC with milliseconds.
     pub ts: String,
+    /// Envoy's id for the request: the `request.id` property, the `x-request-id` Envoy's
+    /// connection manager settled on (its own for edge requests unless the listener keeps
+    /// external ids). The filter never fills it from a header it reads itself.
     pub request_id: Option<String>,
     pub method: Option<String>,
     /// Path without query string (queries may carry secrets).
@@ -42,32 +129,52 @@ pub struct AuditRecord {
     /// The prompt-guard rule that matched (never the prompt text).
     pub guard_rule: Option<String>,
     /// Redactions in the response, by type.
-    pub redactions: std::collections::BTreeMap<String, u64>,
+    pub redactions: BTreeMap<String, u64>,
     /// The rate limit that refused the call (or would have, in monitor mode).
     pub limit: Option<String>,
     pub remaining_requests: Option<u64>,
     pub remaining_tokens: Option<u64>,
-    /// Tokens charged from the response's usage.
+    /// Tokens the response's usage reported.
     pub tokens_used: Option<u64>,
-    /// allow, deny, or would_deny (monitor mode).
+    /// What was decided: `allow`, `deny`, `would_deny` (monitor mode), `abandoned` (the
+    /// client left first), or any other value the adapter sets; nothing here relies on the set.
     pub decision: &'static str,
     pub reason: &'static str,
     pub status: u16,
+    /// The `x-request-id` header the filter received, when it differs from `request_id`
+    /// (see [`AuditRecord::with_client_request_id`]): caller-controlled, for reference only.
+    pub client_request_id: Option<String>,
+    /// Why the response was withheld from the client (`compressed`, `unknown_content_type`,
+    /// `unparseable`, ...); null when it was not.
+    pub withheld: Option<&'static str>,
+    /// Tokens reserved against the token limits before the upstream call.
+    pub tokens_reserved: Option<u64>,
+    /// Tokens finally charged to the token limits (from usage, or estimated when the response
+    /// reported none).
+    pub tokens_charged: Option<u64>,
+    /// `tools` entries cut by the caps.
+    pub tools_truncated: u64,
+    /// `act` entries cut by the caps.
+    pub act_truncated: u64,
+    /// `redactions` entries cut by the caps.
+    pub redactions_truncated: u64,
+    /// Fields cut or dropped to fit the caps, in record order; empty when the record is whole.
+    pub truncated: Vec<&'static str>,
 }
 
 impl AuditRecord {
     pub fn new(now_ms: u64, reason: Reason, status: u16, identity: Option<&Identity>) -> AuditRecord {
-        AuditRecord {
+        let mut record = AuditRecord {
             ts: rfc3339_millis(now_ms),
             request_id: None,
             method: None,
             path: None,
-            issuer: identity.map(|i| i.issuer_name.clone()),
-            iss: identity.map(|i| i.iss.clone()),
-            sub: identity.and_then(|i| i.sub.clone()),
-            client: identity.and_then(|i| i.client.clone()),
-            act: identity.map(|i| i.actors.clone()).unwrap_or_default(),
-            jti: identity.and_then(|i| i.jti.clone()),
+            issuer: None,
+            iss: None,
+            sub: None,
+            client: None,
+            act: Vec::new(),
+            jti: None,
             route: None,
             policy: None,
             rule: None,
@@ -78,7 +185,7 @@ impl AuditRecord {
             credential_source: None,
             upstream_sub: None,
             guard_rule: None,
-            redactions: std::collections::BTreeMap::new(),
+            redactions: BTreeMap::new(),
             limit: None,
             remaining_requests: None,
             remaining_tokens: None,
@@ -86,27 +193,332 @@ impl AuditRecord {
             decision: if reason == Reason::Ok { "allow" } else { "deny" },
             reason: reason.code(),
             status,
+            client_request_id: None,
+            withheld: None,
+            tokens_reserved: None,
+            tokens_charged: None,
+            tools_truncated: 0,
+            act_truncated: 0,
+            redactions_truncated: 0,
+            truncated: Vec::new(),
+        };
+        if let Some(id) = identity {
+            record.set_text(Text::Issuer, Some(&id.issuer_name));
+            record.set_text(Text::Iss, Some(&id.iss));
+            record.set_text(Text::Sub, id.sub.as_deref());
+            record.set_text(Text::Client, id.client.as_deref());
+            record.set_text(Text::Jti, id.jti.as_deref());
+            record.set_act(id.actors.iter().map(String::as_str));
         }
+        record
     }
 
+    /// `request_id` is Envoy's id for the request: the adapter passes the `request.id`
+    /// property, never a header the client sent.
     pub fn with_request(
         mut self,
         request_id: Option<String>,
         method: Option<String>,
         path: Option<&str>,
     ) -> Self {
-        self.request_id = request_id;
-        self.method = method;
-        self.path = path.map(|p| p.split(['?', '#']).next().unwrap_or_default().to_string());
+        self.set_text(Text::RequestId, request_id.as_deref());
+        self.set_text(Text::Method, method.as_deref());
+        let path = path.map(|p| p.split(['?', '#']).next().unwrap_or_default());
+        self.set_text(Text::Path, path);
         self
     }
 
-    /// The record as one JSON object, byte for byte what serde_json writes for it (the
-    /// tests compare). Written by hand because it runs two or three times per call, and
-    /// serde_json's serializer took about 58,000 instructions per record in the .wasm
-    /// (callgrind, opt-level "z"): a quarter of the filter's cost per call.
+    /// Records the `x-request-id` header the filter received as `client_request_id`, when it
+    /// differs from `request_id` (call after [`AuditRecord::with_request`]). Envoy's own id
+    /// stays in `request_id` either way.
+    pub fn with_client_request_id(mut self, header: Option<&str>) -> Self {
+        let differs = header.filter(|h| Some(cut(h, MAX_STRING_BYTES)) != self.request_id.as_deref());
+        self.set_text(Text::ClientRequestId, differs);
+        self
+    }
+
+    /// Sets a string field, cut to its cap (noted in `truncated` when cut).
+    pub fn set_text(&mut self, field: Text, value: Option<&str>) {
+        let value = value.map(|v| {
+            if v.len() > field.cap() {
+                mark(&mut self.truncated, field.name());
+            }
+            cut(v, field.cap()).to_string()
+        });
+        *self.text_mut(field) = value;
+    }
+
+    /// Sets `tools`: the first [`MAX_LIST_ENTRIES`], each capped; the rest only counted.
+    pub fn set_tools<'a>(&mut self, tools: impl IntoIterator<Item = &'a str>) {
+        let (kept, dropped, shortened) = capped_list(tools);
+        self.tools = kept;
+        self.tools_truncated = dropped;
+        unmark(&mut self.truncated, "tools");
+        if dropped > 0 || shortened {
+            mark(&mut self.truncated, "tools");
+        }
+    }
+
+    /// Sets `act` (current actor first) like [`AuditRecord::set_tools`].
+    pub fn set_act<'a>(&mut self, actors: impl IntoIterator<Item = &'a str>) {
+        let (kept, dropped, shortened) = capped_list(actors);
+        self.act = kept;
+        self.act_truncated = dropped;
+        unmark(&mut self.truncated, "act");
+        if dropped > 0 || shortened {
+            mark(&mut self.truncated, "act");
+        }
+    }
+
+    /// Sets `redactions`: the first [`MAX_LIST_ENTRIES`] names (in name order), each capped
+    /// (names that then coincide add up); the rest only counted.
+    pub fn set_redactions(&mut self, counts: BTreeMap<String, u64>) {
+        let (kept, dropped, shortened) = capped_counts(counts.iter().map(|(k, n)| (k.as_str(), *n)));
+        self.redactions = kept;
+        self.redactions_truncated = dropped;
+        unmark(&mut self.truncated, "redactions");
+        if dropped > 0 || shortened {
+            mark(&mut self.truncated, "redactions");
+        }
+    }
+
+    /// The record as one JSON object of at most [`MAX_RECORD_BYTES`], byte for byte what
+    /// serde_json writes for [`AuditRecord::bounded`] (the tests compare). Written by hand
+    /// because it runs two or three times per call, and serde_json's serializer took about
+    /// 58,000 instructions per record in the .wasm (callgrind, opt-level "z"): a quarter of
+    /// the filter's cost per call.
     pub fn to_json(&self) -> String {
-        let mut w = JsonWriter::default();
+        match self.json_if_within_caps() {
+            Some(json) => json,
+            None => self.fitted().1,
+        }
+    }
+
+    /// The record as [`AuditRecord::to_json`] writes it: itself when within every cap, else
+    /// a copy cut to fit (module docs).
+    pub fn bounded(&self) -> Cow<'_, AuditRecord> {
+        match self.json_if_within_caps() {
+            Some(_) => Cow::Borrowed(self),
+            None => Cow::Owned(self.fitted().0),
+        }
+    }
+
+    /// The JSON in one pass into one buffer, when no cap applies; None when one does.
+    fn json_if_within_caps(&self) -> Option<String> {
+        let text_bytes = self.text_bytes_within_caps()?;
+        // The text alone is more: no need to write it to know.
+        if text_bytes > MAX_RECORD_BYTES {
+            return None;
+        }
+        let json = self.write_json((text_bytes + FIXED_BYTES).min(MAX_RECORD_BYTES));
+        (json.len() <= MAX_RECORD_BYTES).then_some(json)
+    }
+
+    /// Bytes of the record's strings and list entries, unescaped, with their quotes and
+    /// separators (so at most their serialized size), when every field is within its cap;
+    /// None when one is not.
+    fn text_bytes_within_caps(&self) -> Option<usize> {
+        if self.ts.len() > MAX_STRING_BYTES {
+            return None;
+        }
+        let mut size = self.ts.len();
+        for field in Text::ALL {
+            let value = self.text(field).unwrap_or_default();
+            if value.len() > field.cap() {
+                return None;
+            }
+            size += value.len();
+        }
+        for value in [
+            self.action,
+            self.credential_source,
+            self.withheld,
+            Some(self.decision),
+            Some(self.reason),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if value.len() > MAX_STRING_BYTES {
+                return None;
+            }
+            size += value.len();
+        }
+        for list in [&self.tools, &self.act] {
+            if list.len() > MAX_LIST_ENTRIES {
+                return None;
+            }
+            for item in list {
+                if item.len() > MAX_STRING_BYTES {
+                    return None;
+                }
+                size += item.len() + 3;
+            }
+        }
+        if self.redactions.len() > MAX_LIST_ENTRIES {
+            return None;
+        }
+        for name in self.redactions.keys() {
+            if name.len() > MAX_STRING_BYTES {
+                return None;
+            }
+            size += name.len() + 4;
+        }
+        size += self.truncated.iter().map(|n| n.len() + 3).sum::<usize>();
+        Some(size)
+    }
+
+    /// A copy within every cap, and its JSON.
+    fn fitted(&self) -> (AuditRecord, String) {
+        let mut record = self.capped();
+        loop {
+            let json = record.write_json(MAX_RECORD_BYTES);
+            if json.len() <= MAX_RECORD_BYTES || !record.shed(json.len() - MAX_RECORD_BYTES) {
+                return (record, json);
+            }
+        }
+    }
+
+    /// A copy with every field within its own cap (the total is not checked). Copies only
+    /// what it keeps.
+    fn capped(&self) -> AuditRecord {
+        let mut r = AuditRecord::new(0, Reason::Ok, self.status, None);
+        r.truncated = self.truncated.clone();
+        for field in Text::ALL {
+            r.set_text(field, self.text(field));
+        }
+        if self.ts.len() > MAX_STRING_BYTES {
+            mark(&mut r.truncated, "ts");
+        }
+        r.ts = cut(&self.ts, MAX_STRING_BYTES).to_string();
+        let mut constant = |name: &'static str, value: &'static str| {
+            if value.len() > MAX_STRING_BYTES {
+                mark(&mut r.truncated, name);
+            }
+            cut(value, MAX_STRING_BYTES)
+        };
+        let action = self.action.map(|v| constant("action", v));
+        let credential_source = self.credential_source.map(|v| constant("credential_source", v));
+        let withheld = self.withheld.map(|v| constant("withheld", v));
+        let (decision, reason) = (
+            constant("decision", self.decision),
+            constant("reason", self.reason),
+        );
+        (r.action, r.credential_source, r.withheld, r.decision, r.reason) =
+            (action, credential_source, withheld, decision, reason);
+
+        let (tools, dropped, shortened) = capped_list(self.tools.iter().map(String::as_str));
+        r.tools = tools;
+        r.tools_truncated = self.tools_truncated.saturating_add(dropped);
+        if dropped > 0 || shortened {
+            mark(&mut r.truncated, "tools");
+        }
+        let (act, dropped, shortened) = capped_list(self.act.iter().map(String::as_str));
+        r.act = act;
+        r.act_truncated = self.act_truncated.saturating_add(dropped);
+        if dropped > 0 || shortened {
+            mark(&mut r.truncated, "act");
+        }
+        let (redactions, dropped, shortened) =
+            capped_counts(self.redactions.iter().map(|(k, n)| (k.as_str(), *n)));
+        r.redactions = redactions;
+        r.redactions_truncated = self.redactions_truncated.saturating_add(dropped);
+        if dropped > 0 || shortened {
+            mark(&mut r.truncated, "redactions");
+        }
+        r.remaining_requests = self.remaining_requests;
+        r.remaining_tokens = self.remaining_tokens;
+        r.tokens_used = self.tokens_used;
+        r.tokens_reserved = self.tokens_reserved;
+        r.tokens_charged = self.tokens_charged;
+        r
+    }
+
+    /// Sheds, in the documented order, about `excess` bytes of serialized record (what it
+    /// adds to `truncated` and the counts is not reckoned: the caller measures again).
+    /// False when nothing was left to shed.
+    fn shed(&mut self, excess: usize) -> bool {
+        let mut saved = 0;
+        while saved < excess {
+            if let Some(tool) = self.tools.pop() {
+                saved += quoted_len(&tool) + 1;
+                self.tools_truncated = self.tools_truncated.saturating_add(1);
+                mark(&mut self.truncated, "tools");
+            } else if let Some((name, n)) = self.redactions.pop_last() {
+                saved += quoted_len(&name) + 2 + digits(n);
+                self.redactions_truncated = self.redactions_truncated.saturating_add(1);
+                mark(&mut self.truncated, "redactions");
+            } else if let Some(actor) = self.act.pop() {
+                saved += quoted_len(&actor) + 1;
+                self.act_truncated = self.act_truncated.saturating_add(1);
+                mark(&mut self.truncated, "act");
+            } else if let Some((name, value)) = self.drop_next_text() {
+                saved += quoted_len(&value).saturating_sub(4);
+                mark(&mut self.truncated, name);
+            } else if let Some((name, n)) = self.cut_next_kept() {
+                saved += n;
+                mark(&mut self.truncated, name);
+            } else {
+                break;
+            }
+        }
+        saved > 0
+    }
+
+    /// Nulls the first string of [`DROP_ORDER`] still set; its name and value.
+    fn drop_next_text(&mut self) -> Option<(&'static str, String)> {
+        Text::DROPPED_FIRST_FIRST
+            .into_iter()
+            .find_map(|field| self.text_mut(field).take().map(|v| (field.name(), v)))
+    }
+
+    /// Cuts the first kept string still over [`LAST_RESORT_BYTES`]: the identity, then the
+    /// ones the code writes (only reached if those were ever long); its name and the bytes
+    /// saved.
+    fn cut_next_kept(&mut self) -> Option<(&'static str, usize)> {
+        fn cut_owned(value: &mut String) -> usize {
+            let before = quoted_len(value);
+            let keep = cut(value, LAST_RESORT_BYTES).len();
+            value.truncate(keep);
+            before.saturating_sub(quoted_len(value))
+        }
+        fn cut_constant(value: &mut &'static str) -> usize {
+            let before = quoted_len(value);
+            *value = cut(value, LAST_RESORT_BYTES);
+            before.saturating_sub(quoted_len(value))
+        }
+        let identity = [Text::RequestId, Text::Issuer, Text::Iss, Text::Sub]
+            .into_iter()
+            .find_map(|field| {
+                let value = self
+                    .text_mut(field)
+                    .as_mut()
+                    .filter(|v| v.len() > LAST_RESORT_BYTES)?;
+                Some((field.name(), cut_owned(value)))
+            });
+        if identity.is_some() {
+            return identity;
+        }
+        if self.ts.len() > LAST_RESORT_BYTES {
+            return Some(("ts", cut_owned(&mut self.ts)));
+        }
+        let constants = [
+            ("action", self.action.as_mut()),
+            ("credential_source", self.credential_source.as_mut()),
+            ("withheld", self.withheld.as_mut()),
+            ("decision", Some(&mut self.decision)),
+            ("reason", Some(&mut self.reason)),
+        ];
+        constants.into_iter().find_map(|(name, value)| {
+            let value = value.filter(|v| v.len() > LAST_RESORT_BYTES)?;
+            Some((name, cut_constant(value)))
+        })
+    }
+
+    fn write_json(&self, capacity: usize) -> String {
+        let mut w = JsonWriter {
+            out: String::with_capacity(capacity),
+        };
         w.str("ts", Some(&self.ts));
         w.str("request_id", self.request_id.as_deref());
         w.str("method", self.method.as_deref());
@@ -145,23 +557,235 @@ impl AuditRecord {
         w.str("decision", Some(self.decision));
         w.str("reason", Some(self.reason));
         w.num("status", Some(u64::from(self.status)));
+        w.str("client_request_id", self.client_request_id.as_deref());
+        w.str("withheld", self.withheld);
+        w.num("tokens_reserved", self.tokens_reserved);
+        w.num("tokens_charged", self.tokens_charged);
+        w.num("tools_truncated", Some(self.tools_truncated));
+        w.num("act_truncated", Some(self.act_truncated));
+        w.num("redactions_truncated", Some(self.redactions_truncated));
+        w.list("truncated", &self.truncated);
         w.out.push('}');
         w.out
     }
-}
 
-/// Writes one JSON object's members in order; `to_json` closes it.
-struct JsonWriter {
-    out: String,
-}
-
-impl Default for JsonWriter {
-    fn default() -> Self {
-        // Most records fit: one allocation.
-        JsonWriter {
-            out: String::with_capacity(1024),
+    fn text(&self, field: Text) -> Option<&str> {
+        match field {
+            Text::RequestId => self.request_id.as_deref(),
+            Text::Method => self.method.as_deref(),
+            Text::Path => self.path.as_deref(),
+            Text::Issuer => self.issuer.as_deref(),
+            Text::Iss => self.iss.as_deref(),
+            Text::Sub => self.sub.as_deref(),
+            Text::Client => self.client.as_deref(),
+            Text::Jti => self.jti.as_deref(),
+            Text::Route => self.route.as_deref(),
+            Text::Policy => self.policy.as_deref(),
+            Text::Rule => self.rule.as_deref(),
+            Text::Model => self.model.as_deref(),
+            Text::BlockedTool => self.blocked_tool.as_deref(),
+            Text::UpstreamSub => self.upstream_sub.as_deref(),
+            Text::GuardRule => self.guard_rule.as_deref(),
+            Text::Limit => self.limit.as_deref(),
+            Text::ClientRequestId => self.client_request_id.as_deref(),
         }
     }
+
+    fn text_mut(&mut self, field: Text) -> &mut Option<String> {
+        match field {
+            Text::RequestId => &mut self.request_id,
+            Text::Method => &mut self.method,
+            Text::Path => &mut self.path,
+            Text::Issuer => &mut self.issuer,
+            Text::Iss => &mut self.iss,
+            Text::Sub => &mut self.sub,
+            Text::Client => &mut self.client,
+            Text::Jti => &mut self.jti,
+            Text::Route => &mut self.route,
+            Text::Policy => &mut self.policy,
+            Text::Rule => &mut self.rule,
+            Text::Model => &mut self.model,
+            Text::BlockedTool => &mut self.blocked_tool,
+            Text::UpstreamSub => &mut self.upstream_sub,
+            Text::GuardRule => &mut self.guard_rule,
+            Text::Limit => &mut self.limit,
+            Text::ClientRequestId => &mut self.client_request_id,
+        }
+    }
+}
+
+/// The record's optional string fields (those [`AuditRecord::set_text`] sets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Text {
+    RequestId,
+    Method,
+    Path,
+    Issuer,
+    Iss,
+    Sub,
+    Client,
+    Jti,
+    Route,
+    Policy,
+    Rule,
+    Model,
+    BlockedTool,
+    UpstreamSub,
+    GuardRule,
+    Limit,
+    ClientRequestId,
+}
+
+impl Text {
+    const ALL: [Text; 17] = [
+        Text::RequestId,
+        Text::Method,
+        Text::Path,
+        Text::Issuer,
+        Text::Iss,
+        Text::Sub,
+        Text::Client,
+        Text::Jti,
+        Text::Route,
+        Text::Policy,
+        Text::Rule,
+        Text::Model,
+        Text::BlockedTool,
+        Text::UpstreamSub,
+        Text::GuardRule,
+        Text::Limit,
+        Text::ClientRequestId,
+    ];
+
+    /// [`DROP_ORDER`] as fields (a test checks they agree).
+    const DROPPED_FIRST_FIRST: [Text; 13] = [
+        Text::ClientRequestId,
+        Text::UpstreamSub,
+        Text::GuardRule,
+        Text::Limit,
+        Text::Rule,
+        Text::Policy,
+        Text::Route,
+        Text::Model,
+        Text::BlockedTool,
+        Text::Jti,
+        Text::Client,
+        Text::Path,
+        Text::Method,
+    ];
+
+    /// Bytes kept of the field.
+    pub fn cap(self) -> usize {
+        if self == Text::Path {
+            MAX_PATH_BYTES
+        } else {
+            MAX_STRING_BYTES
+        }
+    }
+
+    /// The field's name in the record.
+    pub fn name(self) -> &'static str {
+        match self {
+            Text::RequestId => "request_id",
+            Text::Method => "method",
+            Text::Path => "path",
+            Text::Issuer => "issuer",
+            Text::Iss => "iss",
+            Text::Sub => "sub",
+            Text::Client => "client",
+            Text::Jti => "jti",
+            Text::Route => "route",
+            Text::Policy => "policy",
+            Text::Rule => "rule",
+            Text::Model => "model",
+            Text::BlockedTool => "blocked_tool",
+            Text::UpstreamSub => "upstream_sub",
+            Text::GuardRule => "guard_rule",
+            Text::Limit => "limit",
+            Text::ClientRequestId => "client_request_id",
+        }
+    }
+}
+
+/// `s` cut to at most `max` bytes, at a char boundary.
+fn cut(s: &str, max: usize) -> &str {
+    s.get(..s.floor_char_boundary(max)).unwrap_or_default()
+}
+
+/// The first [`MAX_LIST_ENTRIES`] items, each cut to [`MAX_STRING_BYTES`]; how many more
+/// there were; whether an item was cut.
+fn capped_list<'a>(items: impl IntoIterator<Item = &'a str>) -> (Vec<String>, u64, bool) {
+    let mut items = items.into_iter();
+    let mut kept = Vec::new();
+    let mut shortened = false;
+    for item in items.by_ref().take(MAX_LIST_ENTRIES) {
+        shortened |= item.len() > MAX_STRING_BYTES;
+        kept.push(cut(item, MAX_STRING_BYTES).to_string());
+    }
+    let dropped = items.fold(0u64, |n, _| n.saturating_add(1));
+    (kept, dropped, shortened)
+}
+
+/// Like [`capped_list`] for named counts; names that coincide once cut add up.
+fn capped_counts<'a>(counts: impl IntoIterator<Item = (&'a str, u64)>) -> (BTreeMap<String, u64>, u64, bool) {
+    let mut kept = BTreeMap::new();
+    let mut dropped = 0u64;
+    let mut shortened = false;
+    for (name, n) in counts {
+        let short = cut(name, MAX_STRING_BYTES);
+        shortened |= short.len() < name.len();
+        if let Some(total) = kept.get_mut(short) {
+            *total = u64::saturating_add(*total, n);
+        } else if kept.len() < MAX_LIST_ENTRIES {
+            kept.insert(short.to_string(), n);
+        } else {
+            dropped = dropped.saturating_add(1);
+        }
+    }
+    (kept, dropped, shortened)
+}
+
+/// Adds `field` to `marks`, keeping record order.
+fn mark(marks: &mut Vec<&'static str>, field: &'static str) {
+    if marks.contains(&field) {
+        return;
+    }
+    let rank = |f: &str| {
+        CUTTABLE_IN_ORDER
+            .iter()
+            .position(|c| *c == f)
+            .unwrap_or(usize::MAX)
+    };
+    let at = marks
+        .iter()
+        .position(|m| rank(m) > rank(field))
+        .unwrap_or(marks.len());
+    marks.insert(at, field);
+}
+
+fn unmark(marks: &mut Vec<&'static str>, field: &str) {
+    marks.retain(|m| *m != field);
+}
+
+/// Length of `s` as a JSON string, quotes included (what `JsonWriter::quoted` writes).
+fn quoted_len(s: &str) -> usize {
+    2 + s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
+}
+
+fn digits(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
+
+/// Writes one JSON object's members in order; `write_json` closes it.
+struct JsonWriter {
+    out: String,
 }
 
 /// Decimal digits of `n`, without the formatting machinery.
@@ -184,10 +808,11 @@ fn push_u64(out: &mut String, mut n: u64) {
 }
 
 impl JsonWriter {
+    /// Member names are this file's literals, none needing escapes: written as they are.
     fn key(&mut self, key: &str) {
-        self.out.push(if self.out.is_empty() { '{' } else { ',' });
-        self.quoted(key);
-        self.out.push(':');
+        self.out.push_str(if self.out.is_empty() { "{\"" } else { ",\"" });
+        self.out.push_str(key);
+        self.out.push_str("\":");
     }
 
     fn str(&mut self, key: &str, value: Option<&str>) {
@@ -206,14 +831,14 @@ impl JsonWriter {
         }
     }
 
-    fn list(&mut self, key: &str, items: &[String]) {
+    fn list(&mut self, key: &str, items: &[impl AsRef<str>]) {
         self.key(key);
         self.out.push('[');
         for (i, item) in items.iter().enumerate() {
             if i > 0 {
                 self.out.push(',');
             }
-            self.quoted(item);
+            self.quoted(item.as_ref());
         }
         self.out.push(']');
     }
@@ -280,7 +905,28 @@ pub fn rfc3339_millis(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    fn identity() -> Identity {
+        let claims = json!({"iss": "https://idp", "sub": "svc", "client_id": "c", "jti": "j",
+            "act": {"sub": "agent"}});
+        Identity::from_claims("idp", claims.as_object().cloned().unwrap(), None)
+    }
+
+    fn parsed(r: &AuditRecord) -> Value {
+        serde_json::from_str(&r.to_json()).unwrap()
+    }
+
+    /// The record's JSON is serde_json's for what `bounded` says was written, and fits.
+    fn assert_bounded_and_exact(r: &AuditRecord) -> String {
+        let json = r.to_json();
+        assert!(json.len() <= MAX_RECORD_BYTES, "{} bytes", json.len());
+        assert_eq!(json, serde_json::to_string(&r.bounded()).unwrap());
+        // Writing the bounded record again changes nothing.
+        assert_eq!(r.bounded().to_json(), json);
+        assert!(matches!(r.bounded().bounded(), Cow::Borrowed(_)));
+        json
+    }
 
     #[test]
     fn formats_time() {
@@ -334,8 +980,17 @@ mod tests {
         full.remaining_requests = Some(0);
         full.remaining_tokens = Some(u64::MAX);
         full.tokens_used = Some(42);
+        full.client_request_id = Some(awkward.into());
+        full.withheld = Some(awkward);
+        full.tokens_reserved = Some(1_000);
+        full.tokens_charged = Some(u64::MAX);
+        full.tools_truncated = 3;
+        full.act_truncated = u64::MAX;
+        full.redactions_truncated = 0;
+        full.truncated = vec!["tools", "act"];
         let empty = AuditRecord::new(0, Reason::BadSignature, 401, None);
         for r in [full, empty] {
+            assert!(matches!(r.bounded(), Cow::Borrowed(_)), "within every cap");
             assert_eq!(r.to_json(), serde_json::to_string(&r).unwrap());
         }
     }
@@ -348,5 +1003,298 @@ mod tests {
         assert_eq!(v["reason"], "bad_signature");
         assert_eq!(v["status"], 401);
         assert!(v["sub"].is_null());
+    }
+
+    #[test]
+    fn fourteen_thousand_tools_stay_under_the_cap_and_are_counted() {
+        let names: Vec<String> = (0..14_000)
+            .map(|i| format!("tool_{i:05}_{}", "x".repeat(240)))
+            .collect();
+        let mut r = AuditRecord::new(1_795_305_600_000, Reason::Ok, 403, Some(&identity())).with_request(
+            Some("rid".into()),
+            Some("POST".into()),
+            Some("/v1/chat/completions"),
+        );
+        (r.decision, r.reason) = ("deny", "tool_not_permitted");
+        r.set_tools(names.iter().map(String::as_str));
+        assert_eq!(r.tools.len(), MAX_LIST_ENTRIES);
+        assert_eq!(r.tools_truncated, 14_000 - MAX_LIST_ENTRIES as u64);
+        let json = assert_bounded_and_exact(&r);
+        let v: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["decision"], "deny");
+        assert_eq!(v["reason"], "tool_not_permitted");
+        assert_eq!(
+            (v["issuer"].as_str(), v["iss"].as_str(), v["sub"].as_str()),
+            (Some("idp"), Some("https://idp"), Some("svc"))
+        );
+        assert_eq!(v["request_id"], "rid");
+        assert_eq!(v["status"], 403);
+        let listed = v["tools"].as_array().unwrap().len() as u64;
+        assert_eq!(listed + v["tools_truncated"].as_u64().unwrap(), 14_000);
+        assert_eq!(v["truncated"], json!(["tools"]));
+        // The first tools are the ones kept.
+        assert_eq!(v["tools"][0], names[0].as_str());
+
+        // Assigned directly, without the setter: to_json caps it all the same.
+        let mut direct = AuditRecord::new(0, Reason::BadSignature, 403, Some(&identity()));
+        direct.tools = names.clone();
+        let v: Value = serde_json::from_str(&assert_bounded_and_exact(&direct)).unwrap();
+        let listed = v["tools"].as_array().unwrap().len() as u64;
+        assert_eq!(listed + v["tools_truncated"].as_u64().unwrap(), 14_000);
+        assert_eq!(v["decision"], "deny");
+    }
+
+    #[test]
+    fn worst_case_record_fits_and_keeps_decision_reason_identity_and_counts() {
+        // Control characters escape to six bytes each: the most a byte can cost.
+        let huge = "\u{1}".repeat(100_000);
+        let leaked: &'static str = Box::leak("\u{2}".repeat(1_000).into_boxed_str());
+        let mut r = AuditRecord::new(u64::MAX / 2, Reason::Ok, 200, None);
+        for field in Text::ALL {
+            *r.text_mut(field) = Some(huge.clone());
+        }
+        r.ts = huge.clone();
+        r.action = Some(leaked);
+        r.credential_source = Some(leaked);
+        r.withheld = Some(leaked);
+        r.decision = leaked;
+        r.reason = leaked;
+        let entry = "\u{1}".repeat(1_000);
+        r.tools = vec![entry.clone(); 14_000];
+        r.act = vec![entry.clone(); 100];
+        r.redactions = (0..1_000).map(|i| (format!("{i:04}{entry}"), u64::MAX)).collect();
+        r.remaining_requests = Some(u64::MAX);
+        r.remaining_tokens = Some(u64::MAX);
+        r.tokens_used = Some(u64::MAX);
+        r.tokens_reserved = Some(u64::MAX);
+        r.tokens_charged = Some(u64::MAX);
+        let json = assert_bounded_and_exact(&r);
+        let v: Value = serde_json::from_str(&json).unwrap();
+        for kept in ["ts", "decision", "reason", "request_id", "issuer", "iss", "sub"] {
+            assert!(v[kept].as_str().is_some_and(|s| !s.is_empty()), "{kept} kept");
+        }
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["tokens_charged"], u64::MAX);
+        let b = r.bounded();
+        assert_eq!(b.tools.len() as u64 + b.tools_truncated, 14_000);
+        assert_eq!(b.act.len() as u64 + b.act_truncated, 100);
+        assert_eq!(b.redactions.len() as u64 + b.redactions_truncated, 1_000);
+        for dropped in DROP_ORDER {
+            assert!(v[dropped].is_null(), "{dropped} dropped");
+            assert!(b.truncated.contains(&dropped));
+        }
+        assert_eq!(b.request_id.as_ref().map(String::len), Some(LAST_RESORT_BYTES));
+    }
+
+    #[test]
+    fn oversize_record_sheds_tools_then_redactions_then_act() {
+        let long = |c: char| c.to_string().repeat(MAX_STRING_BYTES);
+        let mut r = AuditRecord::new(0, Reason::Ok, 200, Some(&identity()));
+        r.set_tools(
+            (0..MAX_LIST_ENTRIES)
+                .map(|_| long('t'))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str),
+        );
+        let names = (0..MAX_LIST_ENTRIES).map(|i| (format!("{i:02}{}", &long('r')[2..]), 1));
+        r.set_redactions(names.collect());
+        r.set_act(["a1", "a2"]);
+        r.set_text(Text::Model, Some("gpt"));
+        assert!(r.truncated.is_empty(), "each field is within its own cap");
+        let v: Value = serde_json::from_str(&assert_bounded_and_exact(&r)).unwrap();
+        assert_eq!(v["tools"], json!([]));
+        assert_eq!(v["tools_truncated"], MAX_LIST_ENTRIES);
+        let kept = v["redactions"].as_object().unwrap().len();
+        assert!(kept > 0 && kept < MAX_LIST_ENTRIES, "{kept} redactions kept");
+        assert_eq!(
+            kept as u64 + v["redactions_truncated"].as_u64().unwrap(),
+            MAX_LIST_ENTRIES as u64
+        );
+        // The first names are the ones kept.
+        assert!(v["redactions"]
+            .as_object()
+            .unwrap()
+            .contains_key(&format!("00{}", &long('r')[2..])));
+        assert_eq!(v["act"], json!(["a1", "a2"]));
+        assert_eq!(v["model"], "gpt");
+        assert_eq!(v["truncated"], json!(["tools", "redactions"]));
+    }
+
+    #[test]
+    fn strings_are_cut_at_char_boundaries() {
+        let wide = "日".repeat(400); // 3 bytes each
+        let mut r = AuditRecord::new(0, Reason::Ok, 200, None).with_request(
+            Some(wide.clone()),
+            None,
+            Some(&format!("/{wide}?q={wide}")),
+        );
+        r.set_text(Text::Model, Some(&wide));
+        r.set_text(Text::Sub, Some("short"));
+        assert_eq!(r.request_id.as_ref().map(String::len), Some(255));
+        assert_eq!(r.model.as_ref().map(String::len), Some(255));
+        assert_eq!(r.path.as_ref().map(String::len), Some(1 + 341 * 3));
+        assert_eq!(r.truncated, vec!["request_id", "path", "model"]);
+        assert_eq!(r.sub.as_deref(), Some("short"));
+        let json = assert_bounded_and_exact(&r);
+        assert!(!json.contains("q="));
+        // Direct assignment is cut when written.
+        let mut direct = AuditRecord::new(0, Reason::Ok, 200, None);
+        direct.blocked_tool = Some(format!("{}é{}", "a".repeat(MAX_STRING_BYTES - 1), "a".repeat(10)));
+        direct.redactions.insert("x".repeat(300), 2);
+        direct.redactions.insert(format!("{}y", "x".repeat(300)), 3);
+        let v: Value = serde_json::from_str(&assert_bounded_and_exact(&direct)).unwrap();
+        assert_eq!(
+            v["blocked_tool"].as_str().map(str::len),
+            Some(MAX_STRING_BYTES - 1)
+        );
+        // Two names that coincide once cut add up.
+        assert_eq!(v["redactions"], json!({ "x".repeat(MAX_STRING_BYTES): 5 }));
+        assert_eq!(v["truncated"], json!(["blocked_tool", "redactions"]));
+    }
+
+    #[test]
+    fn setters_replace_their_counts() {
+        let mut r = AuditRecord::new(0, Reason::Ok, 200, None);
+        let many: Vec<String> = (0..40).map(|i| i.to_string()).collect();
+        r.set_tools(many.iter().map(String::as_str));
+        assert_eq!((r.tools.len(), r.tools_truncated), (MAX_LIST_ENTRIES, 8));
+        assert_eq!(r.truncated, vec!["tools"]);
+        r.set_tools(["a"]);
+        assert_eq!((r.tools.len(), r.tools_truncated), (1, 0));
+        assert!(r.truncated.is_empty());
+        r.set_redactions((0..33).map(|i| (format!("k{i:02}"), 1)).collect());
+        assert_eq!(
+            (r.redactions.len(), r.redactions_truncated),
+            (MAX_LIST_ENTRIES, 1)
+        );
+        assert!(!r.redactions.contains_key("k32"));
+        assert_bounded_and_exact(&r);
+    }
+
+    #[test]
+    fn client_request_id_is_kept_apart_from_envoys() {
+        let with = |envoy: Option<&str>, header: Option<&str>| {
+            AuditRecord::new(0, Reason::Ok, 200, None)
+                .with_request(envoy.map(str::to_string), None, None)
+                .with_client_request_id(header)
+        };
+        let r = with(Some("envoy-uuid"), Some("client \"chosen\"\n"));
+        assert_eq!(r.request_id.as_deref(), Some("envoy-uuid"));
+        assert_eq!(r.client_request_id.as_deref(), Some("client \"chosen\"\n"));
+        assert_bounded_and_exact(&r);
+        assert_eq!(with(Some("same"), Some("same")).client_request_id, None);
+        assert_eq!(with(Some("envoy"), None).client_request_id, None);
+        assert_eq!(with(None, Some("c")).client_request_id.as_deref(), Some("c"));
+        assert_eq!(with(None, Some("c")).request_id, None);
+        let long = with(None, Some(&"z".repeat(5_000)));
+        assert_eq!(
+            long.client_request_id.as_ref().map(String::len),
+            Some(MAX_STRING_BYTES)
+        );
+        assert_eq!(long.truncated, vec!["client_request_id"]);
+    }
+
+    #[test]
+    fn response_side_fields_and_other_decisions() {
+        let mut r = AuditRecord::new(0, Reason::Ok, 0, Some(&identity()));
+        r.decision = "abandoned";
+        r.reason = "client_gone";
+        r.withheld = Some("unknown_content_type");
+        r.tokens_reserved = Some(1_100);
+        r.tokens_charged = Some(130);
+        r.tokens_used = Some(130);
+        let v = parsed(&r);
+        assert_eq!(
+            (v["decision"].as_str(), v["reason"].as_str()),
+            (Some("abandoned"), Some("client_gone"))
+        );
+        assert_eq!(v["withheld"], "unknown_content_type");
+        assert_eq!(
+            (v["tokens_reserved"].as_u64(), v["tokens_charged"].as_u64()),
+            (Some(1_100), Some(130))
+        );
+        assert_eq!(v["truncated"], json!([]));
+        assert_eq!(v["tools_truncated"], 0);
+        assert_bounded_and_exact(&r);
+        let empty = parsed(&AuditRecord::new(0, Reason::Ok, 200, None));
+        assert!(
+            empty["withheld"].is_null()
+                && empty["tokens_reserved"].is_null()
+                && empty["client_request_id"].is_null()
+        );
+    }
+
+    #[test]
+    fn new_fields_come_last_and_existing_order_is_kept() {
+        let mut r = AuditRecord::new(0, Reason::Ok, 200, Some(&identity()));
+        r.model = Some("m".into());
+        let json = r.to_json();
+        let positions: Vec<usize> = CUTTABLE_IN_ORDER
+            .iter()
+            .chain(
+                [
+                    "tools_truncated",
+                    "act_truncated",
+                    "redactions_truncated",
+                    "truncated",
+                ]
+                .iter(),
+            )
+            .map(|name| {
+                json.find(&format!("\"{name}\":"))
+                    .unwrap_or_else(|| panic!("{name} missing"))
+            })
+            .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{json}");
+        assert!(json.find("\"status\":").unwrap() < json.find("\"client_request_id\":").unwrap());
+        assert!(json.ends_with(",\"truncated\":[]}"));
+    }
+
+    #[test]
+    fn drop_order_names_its_fields() {
+        let names: Vec<&str> = Text::DROPPED_FIRST_FIRST.iter().map(|t| t.name()).collect();
+        assert_eq!(names, DROP_ORDER);
+        for t in Text::ALL {
+            assert!(CUTTABLE_IN_ORDER.contains(&t.name()));
+        }
+    }
+
+    #[test]
+    fn quoted_len_is_what_serde_json_writes() {
+        for s in [
+            "",
+            "plain",
+            "quote \" back \\ nl \n cr \r tab \t \u{8}\u{c}\u{0}\u{1f}\u{7f} é 日本 🦀 /",
+        ] {
+            assert_eq!(quoted_len(s), serde_json::to_string(s).unwrap().len(), "{s:?}");
+        }
+        assert_eq!(
+            (digits(0), digits(9), digits(10), digits(u64::MAX)),
+            (1, 1, 2, 20)
+        );
+    }
+
+    #[test]
+    fn fixed_bytes_bounds_everything_but_strings_and_entries() {
+        let mut r = AuditRecord::new(u64::MAX / 4, Reason::Ok, u16::MAX, None);
+        for field in Text::ALL {
+            *r.text_mut(field) = Some(String::new());
+        }
+        (r.action, r.credential_source, r.withheld, r.decision, r.reason) =
+            (Some(""), Some(""), Some(""), "", "");
+        r.remaining_requests = Some(u64::MAX);
+        r.remaining_tokens = Some(u64::MAX);
+        r.tokens_used = Some(u64::MAX);
+        r.tokens_reserved = Some(u64::MAX);
+        r.tokens_charged = Some(u64::MAX);
+        r.tools_truncated = u64::MAX;
+        r.act_truncated = u64::MAX;
+        r.redactions_truncated = u64::MAX;
+        let ts = r.ts.len();
+        assert!(r.to_json().len() <= FIXED_BYTES + ts, "{}", r.to_json().len());
+        let mut nulls = AuditRecord::new(0, Reason::Ok, 200, None);
+        nulls.remaining_requests = Some(u64::MAX);
+        assert!(nulls.to_json().len() <= FIXED_BYTES);
     }
 }

@@ -3,7 +3,7 @@
 
 mod abi;
 
-use crate::audit::{AuditRecord, LOG_PREFIX};
+use crate::audit::{AuditRecord, Text, LOG_PREFIX};
 use crate::auth::{Authenticator, Verdict};
 use crate::claims::Identity;
 use crate::config::Config;
@@ -910,8 +910,9 @@ impl WardenHttp {
         }
         self.declared_tools = !facts.all_tools().is_empty() || facts.tool_choice.is_some();
         if let Some(a) = &mut self.audit {
-            a.model = facts.model.clone().or_else(|| self.model_outside_body.clone());
-            a.tools = facts.all_tools().into_iter().map(str::to_string).collect();
+            let model = facts.model.as_deref().or(self.model_outside_body.as_deref());
+            a.set_text(Text::Model, model);
+            a.set_tools(facts.all_tools());
         }
         let Some((policy_idx, policy)) = self.policy.and_then(|i| authz.policy(i).map(|p| (i, p))) else {
             let step = self.apply(no_route(), &plugin.settings.realm);
@@ -1196,11 +1197,14 @@ impl WardenHttp {
 
     fn record(&mut self, now_ms: u64, reason: Reason, status: u16, identity: Option<&Identity>) {
         let path = self.request_header(":path");
-        let record = AuditRecord::new(now_ms, reason, status, identity).with_request(
-            property_text(&["request", "id"]),
-            self.request_header(":method"),
-            path.as_deref(),
-        );
+        // request_id: Envoy's id (request.id); the header only as the caller's own, apart.
+        let record = AuditRecord::new(now_ms, reason, status, identity)
+            .with_request(
+                property_text(&["request", "id"]),
+                self.request_header(":method"),
+                path.as_deref(),
+            )
+            .with_client_request_id(self.request_header("x-request-id").as_deref());
         self.audit = Some(record);
     }
 
@@ -1263,7 +1267,7 @@ impl WardenHttp {
             );
         }
         if let Some(a) = &mut self.audit {
-            a.redactions = std::mem::take(&mut self.redactions);
+            a.set_redactions(std::mem::take(&mut self.redactions));
         }
         self.publish_audit();
     }
@@ -1282,7 +1286,7 @@ impl WardenHttp {
     fn tool_blocked(&mut self, tool: &str, status: Option<u16>) {
         let monitor = self.decision.as_ref().is_some_and(|d| d.mode == Mode::Monitor);
         if let Some(a) = &mut self.audit {
-            a.blocked_tool = Some(tool.chars().take(256).collect());
+            a.set_text(Text::BlockedTool, Some(tool));
             a.decision = if monitor { "would_deny" } else { "deny" };
             a.reason = "tool_call_blocked";
             if let Some(s) = status.filter(|_| !monitor) {

@@ -31,7 +31,11 @@ def _cluster(name: str, host: str, port: int) -> dict:
 
 
 def wasm_filter(plugin_config: dict, name: str = "llm-warden", vm_id: str = "llm-warden",
-                stop_iteration: bool = True, disabled: bool = False, env: dict | None = None) -> dict:
+                stop_iteration: bool = True, disabled: bool = False, env: dict | None = None,
+                host_env_keys: list | None = None) -> dict:
+    """`env` values travel in the config (`key_values`: printed by the admin /config_dump);
+    `host_env_keys` names variables the VM reads from Envoy's own environment (see Envoy(env=)),
+    so only the names are in the config: the way to pass secrets."""
     f = {
         "name": name,
         "typed_config": {
@@ -57,9 +61,13 @@ def wasm_filter(plugin_config: dict, name: str = "llm-warden", vm_id: str = "llm
     }
     if disabled:
         f["disabled"] = True
-    if env:
+    if env or host_env_keys:
         # Secrets reach the VM through the environment, never through the plugin config.
-        f["typed_config"]["config"]["vm_config"]["environment_variables"] = {"key_values": env}
+        variables = f["typed_config"]["config"]["vm_config"]["environment_variables"] = {}
+        if env:
+            variables["key_values"] = env
+        if host_env_keys:
+            variables["host_env_keys"] = list(host_env_keys)
     return f
 
 
@@ -173,7 +181,10 @@ _base_ids = iter(range(1000 + (os.getpid() % 1000) * 10, 10**6))
 
 
 class Envoy:
-    def __init__(self, config: dict, workdir: Path, concurrency: int = 2):
+    def __init__(self, config: dict, workdir: Path, concurrency: int = 2, env: dict | None = None,
+                 log_level: str = "info", wasm_log_level: str = "info"):
+        """`env` is added to Envoy's process environment (read by host_env_keys);
+        `log_level` is Envoy's --log-level, `wasm_log_level` the wasm component's (the filter's)."""
         self.workdir = workdir
         self.config_path = workdir / "envoy.json"
         self.config_path.write_text(json.dumps(config, indent=1))
@@ -182,9 +193,10 @@ class Envoy:
         self.port = port_of(config)
         self.proc = subprocess.Popen(
             [str(ENVOY), "-c", str(self.config_path), "--base-id", str(next(_base_ids)),
-             "--concurrency", str(concurrency), "--log-level", "info",
-             "--component-log-level", "wasm:info", "--file-flush-interval-msec", "200"],
+             "--concurrency", str(concurrency), "--log-level", log_level,
+             "--component-log-level", f"wasm:{wasm_log_level}", "--file-flush-interval-msec", "200"],
             stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT,
+            env={**os.environ, **env} if env else None,
         )
         self._wait_ready()
 

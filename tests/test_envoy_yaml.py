@@ -20,18 +20,6 @@ def test_there_is_something_to_validate():
     assert YAMLS and PLUGIN_CONFIGS
 
 
-@pytest.mark.parametrize("path", YAMLS, ids=lambda p: str(p.relative_to(ROOT)))
-def test_envoy_validates_yaml(path, monkeypatch, tmp_path):
-    monkeypatch.chdir(ROOT)  # the YAMLs name the .wasm relative to the repository root
-    text = path.read_text()
-    if "/etc/envoy/llm_warden.wasm" in text:
-        # Deployment configs load the module from where users mount it: point at the build.
-        path = tmp_path / path.name
-        path.write_text(text.replace("/etc/envoy/llm_warden.wasm", str(envoy_run.WASM)))
-    result = envoy_run.validate(path)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-
-
 def _connection_managers(node):
     """Every HttpConnectionManager typed_config in a parsed YAML document."""
     if isinstance(node, dict):
@@ -42,6 +30,105 @@ def _connection_managers(node):
     elif isinstance(node, list):
         for v in node:
             yield from _connection_managers(v)
+
+
+# Where deployment configs expect the ECDS filter files (envoy/<name> mounted there).
+ECDS_DIR = "/etc/envoy/filters"
+# Secrets the shipped recipes read from Envoy's environment (vm_config host_env_keys).
+RECIPE_ENV = {"WARDEN_CLIENT_SECRET": "validate-only-not-a-secret"}
+
+
+def _mounted(text: str, tmp_path: Path) -> str:
+    """A deployment config with the paths users mount pointed at the build and the repository."""
+    text = text.replace("/etc/envoy/llm_warden.wasm", str(envoy_run.WASM))
+    if ECDS_DIR in text:
+        filters = tmp_path / "filters"
+        filters.mkdir(exist_ok=True)
+        for f in (ROOT / "envoy").glob("*-filter.yaml"):
+            (filters / f.name).write_text(f.read_text().replace("/etc/envoy/llm_warden.wasm", str(envoy_run.WASM)))
+        text = text.replace(ECDS_DIR, str(filters))
+    return text
+
+
+@pytest.mark.parametrize("path", YAMLS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_envoy_validates_yaml(path, monkeypatch, tmp_path):
+    monkeypatch.chdir(ROOT)  # the YAMLs name the .wasm relative to the repository root
+    for k, v in RECIPE_ENV.items():
+        monkeypatch.setenv(k, v)
+    text = path.read_text()
+    if "/etc/envoy/" in text:
+        # Deployment configs load the module (and ECDS files) from where users mount them.
+        path = tmp_path / path.name
+        path.write_text(_mounted(text, tmp_path))
+    result = envoy_run.validate(path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def _load(path: Path):
+    from ruamel.yaml import YAML  # installed with check-jsonschema (requirements-dev.txt)
+    return YAML(typ="safe").load(path.read_text())
+
+
+def _ecds_filters(bootstrap: dict):
+    """(http_filters list, index, ECDS file name) for every filter delivered through ECDS."""
+    for hcm in _connection_managers(bootstrap):
+        for i, f in enumerate(hcm.get("http_filters", [])):
+            source = (f.get("config_discovery") or {}).get("config_source", {}).get("path_config_source")
+            if source:
+                yield hcm["http_filters"], i, Path(source["path"]).name
+
+
+ECDS_RECIPES = [p for p in YAMLS if any(True for _ in _ecds_filters(_load(p)))]
+
+
+def _inlined(path: Path, tmp_path: Path) -> Path:
+    """The bootstrap with each ECDS filter replaced by the shipped resource, inline: `--mode
+    validate` does not read ECDS sources, so this is how on_configure sees the shipped config."""
+    config = _load(path)
+    for filters, i, name in list(_ecds_filters(config)):
+        resource = _load(ROOT / "envoy" / name)["resources"]
+        assert len(resource) == 1 and resource[0]["name"] == filters[i]["name"], name
+        assert resource[0]["typed_config"]["@type"].rsplit("/", 1)[1] in \
+            [u.rsplit("/", 1)[1] for u in filters[i]["config_discovery"]["type_urls"]]
+        filters[i] = {"name": filters[i]["name"], "typed_config": resource[0]["typed_config"]}
+    out = tmp_path / ("inlined-" + path.name.replace(".yaml", ".json"))
+    out.write_text(_mounted(json.dumps(config), tmp_path))
+    return out
+
+
+def test_production_recipe_ships_the_filter_through_ecds():
+    """Issue 15: a revocation must reach kept-alive connections, which an LDS update does not
+    (tests/integration/test_revocation_ecds.py); envoy/envoy.yaml gets the filter over ECDS,
+    with no default_config (never a config other than the one delivered)."""
+    assert ROOT / "envoy" / "envoy.yaml" in ECDS_RECIPES
+    for path in ECDS_RECIPES:
+        for filters, i, name in _ecds_filters(_load(path)):
+            entry = filters[i]
+            assert "default_config" not in entry["config_discovery"], path
+            assert "typed_config" not in entry, path
+            source = entry["config_discovery"]["config_source"]["path_config_source"]
+            # Envoy reloads on a move into the watched directory (how ConfigMaps update).
+            assert source["watched_directory"]["path"] == str(Path(source["path"]).parent)
+
+
+@pytest.mark.parametrize("path", ECDS_RECIPES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_ecds_filter_config_accepted_by_on_configure(path, monkeypatch, tmp_path):
+    for k, v in RECIPE_ENV.items():
+        monkeypatch.setenv(k, v)
+    result = envoy_run.validate(_inlined(path, tmp_path))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("path", ECDS_RECIPES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_recipe_secret_comes_from_envoys_environment(path, monkeypatch, tmp_path):
+    """The client secret is in no config: without the variable in Envoy's environment the
+    filter refuses its config (fail closed), and no shipped file carries `key_values`."""
+    for k in RECIPE_ENV:
+        monkeypatch.delenv(k, raising=False)
+    result = envoy_run.validate(_inlined(path, tmp_path))
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "environment variable WARDEN_CLIENT_SECRET is not set" in out, out[-3000:]
 
 
 @pytest.mark.parametrize("path", YAMLS, ids=lambda p: str(p.relative_to(ROOT)))

@@ -1,11 +1,13 @@
 //! `make bench`: native cost of the local rate-limit check per call (two limits, one request
-//! and one token limit, each a shared-data read + CAS write), against an in-memory store with
-//! the same get/set contract as Envoy's shared data. Prints figures; asserts nothing.
+//! and one token limit: each a shared-data read + CAS write, and the token reservation's
+//! settlement another), against an in-memory store with the same get/set contract as Envoy's
+//! shared data. Prints figures; asserts nothing.
 
 use llm_warden::host::memory::MemStore;
 use llm_warden::ratelimit::{
-    admit_all, key_hash, settle, KeyBy, Kind, Limit, LimitSpec, ModelScope, SlotTable,
+    key_hash, reserve, settle_call, KeyBy, Kind, Limit, LimitSpec, ModelScope, SlotTable,
 };
+use llm_warden::usage::TokenEstimate;
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -19,7 +21,7 @@ fn spec(name: &str, kind: Kind, amount: u64) -> LimitSpec {
         },
         by: KeyBy::Subject,
         models: ModelScope::Each,
-        reserve: false,
+        must_fit: false,
     }
 }
 
@@ -38,8 +40,14 @@ fn main() {
         i += 1;
         now += 1000;
         let key_of = |s: &LimitSpec| key_hash(&[&s.limit.name, user, "gpt-4o"]);
-        let a = admit_all(&table, &store, now, &specs, &key_of, 0, true);
-        settle(&table, &store, now, &a.pending, 42);
+        let estimate = TokenEstimate {
+            prompt: 50,
+            output_cap: 256,
+            choices: 1,
+            cap_requested: true,
+        };
+        let a = reserve(&table, &store, now, &specs, &key_of, &estimate, true);
+        black_box(settle_call(&table, &store, now, &a, 42));
         black_box(a);
     };
     for _ in 0..20_000 {
@@ -59,7 +67,7 @@ fn main() {
     println!("llm-warden local rate-limit check (release profile, in-memory shared store)");
     println!(
         "{:<44} {:>10.2} us/call {:>12.0} calls/s",
-        "request + token limit, check and settle",
+        "request + token limit, reserve and settle",
         us,
         1e6 / us
     );

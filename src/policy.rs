@@ -52,6 +52,14 @@ pub struct RateLimiting {
     /// Local token limits force it on the calls they cover regardless.
     #[serde(default)]
     pub force_stream_usage: bool,
+    /// Output tokens a token limit reserves per choice for a call that sets no `max_tokens`
+    /// (the model may produce more: the excess is charged after the call).
+    #[serde(default = "default_max_tokens")]
+    pub default_max_tokens: u64,
+}
+
+fn default_max_tokens() -> u64 {
+    crate::usage::DEFAULT_MAX_TOKENS
 }
 
 impl Default for RateLimiting {
@@ -62,6 +70,7 @@ impl Default for RateLimiting {
             namespace: None,
             model_groups: BTreeMap::new(),
             force_stream_usage: false,
+            default_max_tokens: default_max_tokens(),
         }
     }
 }
@@ -84,7 +93,10 @@ pub struct LimitConfig {
     pub by: String,
     #[serde(default)]
     pub models: ModelScope,
-    /// Tokens only: reserve prompt size / 4 + max_tokens before the call.
+    /// Tokens only. Every token limit reserves the call's estimate before it goes upstream
+    /// (prompt estimate + max_tokens × n) and settles it with the real usage after. false
+    /// (default): admit while any budget is left, so one call may overdraw it by its
+    /// reservation; true: admit only when the whole reservation fits.
     #[serde(default)]
     pub reserve: bool,
 }
@@ -691,6 +703,8 @@ pub struct Authorizer {
     pub rate_limit_slots: u64,
     pub rate_limit_namespace: Option<String>,
     pub force_stream_usage: bool,
+    /// Output cap a token reservation assumes when the request names none.
+    pub default_max_tokens: u64,
     model_groups: Vec<(String, Vec<String>)>,
 }
 
@@ -898,6 +912,7 @@ impl Authorizer {
             rate_limit_slots: rl.slots,
             rate_limit_namespace: rl.namespace.clone(),
             force_stream_usage: rl.force_stream_usage,
+            default_max_tokens: rl.default_max_tokens,
             model_groups: rl
                 .model_groups
                 .iter()
@@ -1439,22 +1454,27 @@ fn compile_limit(lc: &LimitConfig, lp: &str) -> Result<LimitSpec, ConfigError> {
         },
         by,
         models: lc.models,
-        reserve: lc.reserve,
+        must_fit: lc.reserve,
     })
 }
 
-/// The caller attribute a limit counts by ("" when absent: such callers share a counter).
+/// The caller attribute a limit counts by. Subject, client and claim values are names
+/// within their issuer (`alice` of one IdP is not `alice` of another), so they are
+/// qualified by the token's `iss`, length-prefixed so no issuer/value pair can spell
+/// another: `<len(iss)>:<iss>/<value>`. An absent value is "" (such callers of one issuer
+/// share a counter).
 pub fn key_value(by: &KeyBy, id: &Identity) -> String {
-    match by {
+    let value = match by {
+        KeyBy::Issuer => return id.issuer_name.clone(),
         KeyBy::Subject => id.sub.clone().unwrap_or_default(),
         KeyBy::Client => id.client.clone().unwrap_or_default(),
-        KeyBy::Issuer => id.issuer_name.clone(),
         KeyBy::Claim(c) => match claim_at(&id.claims, c) {
             Some(Value::String(s)) => s.clone(),
             Some(v) => v.to_string(),
             None => String::new(),
         },
-    }
+    };
+    format!("{}:{}/{value}", id.iss.len(), id.iss)
 }
 
 fn claim_at<'a>(claims: &'a serde_json::Map<String, Value>, path: &str) -> Option<&'a Value> {

@@ -561,7 +561,11 @@ fn limits_compile_and_config_errors_name_paths() {
     );
     assert_eq!(a.model_key(crate::ratelimit::ModelScope::Any, Some("phi-3")), "");
     let tenant = identity("humans", json!({"sub": "x", "tenant": "acme"}));
-    assert_eq!(key_value(&d.limits[1].by, &tenant), "acme");
+    let iss = &tenant.iss;
+    assert_eq!(
+        key_value(&d.limits[1].by, &tenant),
+        format!("{}:{iss}/acme", iss.len())
+    );
 
     let check = |limits: Value, path: &str| {
         let cfg: AuthorizationConfig = serde_json::from_value(with_limits(limits)).unwrap();

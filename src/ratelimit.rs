@@ -6,8 +6,22 @@
 //! is admitted iff `max(TAT, now) + n*period/amount - now <= period`, and then TAT moves
 //! there. Exact under concurrency: every update is a compare-and-swap on the slot, retried
 //! a bounded number of times, so two workers can never both spend the last unit.
-//! Token limits check that some balance is left before the call (or reserve an estimate)
-//! and charge the real usage afterwards, which may leave a debt the next calls wait out.
+//!
+//! Token limits reserve before the call and settle after it ([`reserve`], [`settle_call`]).
+//! The reservation is the call's estimate (`usage::TokenEstimate`: prompt estimate +
+//! output cap × choices), capped at the limit's amount. It is taken in the same CAS as the
+//! admission check, so calls in flight on any worker see each other's reservations. The
+//! check admits while some budget is left (default) or only when the whole reservation fits
+//! (`reserve: true`). When the response ends, the reservation is replaced by the charge (the
+//! reported usage, else an estimate of what passed): the difference is refunded or charged.
+//! A charge beyond the budget leaves a debt the next calls wait out.
+//!
+//! Bound: the tokens reserved or charged to one counter within a period exceed its amount
+//! by at most one reservation (the call admitted on the last of the budget), whatever the
+//! number of workers or parallel calls: every admission sees all reservations before it.
+//! With `reserve: true` the excess from admission is zero. Only a charge above its own
+//! reservation (the prompt under-estimated, or output beyond the default cap of a call that
+//! named none) adds to it, as a debt that blocks the counter until it is paid back.
 //!
 //! Memory is bounded whatever the number of identities (Envoy never deletes shared-data
 //! keys): state lives in a fixed table of `slots` keys. A key hashes to two candidate slots;
@@ -15,7 +29,9 @@
 //! to a fresh state), else the one closest to replenishing and inherits its TAT. Collisions
 //! therefore only make limits stricter, never looser.
 
+use crate::claims::Identity;
 use crate::host::{SharedStore, StoreWrite};
+use crate::usage::TokenEstimate;
 use serde::Deserialize;
 
 #[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
@@ -79,14 +95,16 @@ pub struct Status {
     pub retry_after_ns: u64,
 }
 
-/// GCRA admission of `units` against state `tat` at `now`. `strict_balance` (token
-/// pre-check with nothing reserved): admit iff some balance is left.
+/// GCRA admission of `units` against state `tat` at `now`. `strict_balance`: admit iff at
+/// least one whole unit of balance is left (the units may then overdraw it), else iff the
+/// units fit. (A fraction of a unit refills within nanoseconds of any overdraft: counting
+/// it would let a call in behind every reservation that took the whole budget.)
 pub fn admit(limit: &Limit, tat: u64, now: u64, units: u64, strict_balance: bool) -> (Status, Option<u64>) {
     let base = tat.max(now);
     let new_tat = base.saturating_add(limit.cost_ns(units));
     let backlog = new_tat - now;
     let allowed = if strict_balance {
-        base - now < limit.period_ns
+        (base - now).saturating_add(limit.cost_ns(1)) <= limit.period_ns
     } else {
         backlog <= limit.period_ns
     };
@@ -102,12 +120,18 @@ pub fn admit(limit: &Limit, tat: u64, now: u64, units: u64, strict_balance: bool
         (status, Some(new_tat))
     } else {
         let current_backlog = base - now;
+        // Admitted again once the balance (strict) or the whole call (else) fits.
+        let wait = if strict_balance {
+            current_backlog.saturating_add(limit.cost_ns(1))
+        } else {
+            backlog
+        };
         let status = Status {
             allowed,
             limit: limit.amount,
             remaining: limit.units_of(limit.period_ns.saturating_sub(current_backlog)),
             reset_ns: current_backlog,
-            retry_after_ns: backlog.saturating_sub(limit.period_ns).max(1_000_000),
+            retry_after_ns: wait.saturating_sub(limit.period_ns).max(1_000_000),
         };
         (status, None)
     }
@@ -316,9 +340,15 @@ mod tests {
         let tat = charge(&l, 0, now, 1500);
         let (st, _) = admit(&l, tat, now, 0, true);
         assert!(!st.allowed);
-        assert_eq!(st.retry_after_ns, 30 * S, "500 tokens of debt = 30 s");
-        // ...that is waited out.
-        assert!(admit(&l, tat, now + 30 * S + 1, 0, true).0.allowed);
+        assert_eq!(
+            st.retry_after_ns,
+            30 * S + 60_000_000,
+            "500 tokens of debt + 1 = 30.06 s"
+        );
+        // ...that is waited out, until a whole token is back (1000/min: one per 60 ms).
+        assert!(!admit(&l, tat, now + 30 * S + 1, 0, true).0.allowed);
+        assert!(!admit(&l, tat, now + 30 * S + 60_000_000 - 1, 0, true).0.allowed);
+        assert!(admit(&l, tat, now + 30 * S + 60_000_000, 0, true).0.allowed);
         // Reservation larger than usage: the difference is given back.
         let reserved = charge(&l, 0, now, 800);
         let settled = charge(&l, reserved, now, -700);
@@ -504,8 +534,9 @@ pub struct LimitSpec {
     pub limit: Limit,
     pub by: KeyBy,
     pub models: ModelScope,
-    /// Tokens: reserve an estimate (prompt size / 4 + max_tokens) before the call.
-    pub reserve: bool,
+    /// Tokens: admit only when the whole reservation fits the remaining budget (else while
+    /// any budget is left). Either way the reservation is taken before the call.
+    pub must_fit: bool,
 }
 
 /// A token limit to settle with the real usage when the response ends.
@@ -518,6 +549,8 @@ pub struct Pending {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Admission {
+    /// The estimate the reservations were taken from (kept to compute the charge).
+    pub estimate: TokenEstimate,
     pub allowed: bool,
     /// The first limit that said no (also set in monitor mode, where the call still passes).
     pub denied_by: Option<String>,
@@ -528,6 +561,24 @@ pub struct Admission {
     pub pending: Vec<Pending>,
 }
 
+impl Admission {
+    /// Tokens reserved for this call: the largest reservation on any of its token limits
+    /// (each capped at its limit's amount). None when no token limit applies or the call
+    /// was refused (a refusal keeps nothing reserved).
+    pub fn tokens_reserved(&self) -> Option<u64> {
+        self.pending.iter().map(|p| p.reserved).max()
+    }
+}
+
+/// The token figures of a settled call, for metrics and the audit record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settlement {
+    /// See [`Admission::tokens_reserved`].
+    pub tokens_reserved: Option<u64>,
+    /// What the call was charged in the end (its usage, or the estimate that replaced it).
+    pub tokens_charged: u64,
+}
+
 fn tighter(current: Option<Status>, new: Status) -> Option<Status> {
     match current {
         Some(c) if c.remaining <= new.remaining => Some(c),
@@ -535,8 +586,8 @@ fn tighter(current: Option<Status>, new: Status) -> Option<Status> {
     }
 }
 
-/// Applies every limit of the granting rule; all must pass. `key_of` names the counter of
-/// a spec. In enforce mode a denial refunds what the earlier limits admitted.
+/// [`reserve`] with a flat token estimate (superseded: pass a `TokenEstimate` to
+/// [`reserve`] so the charge of a call that ends without usage can be computed).
 pub fn admit_all(
     table: &SlotTable,
     store: &dyn SharedStore,
@@ -546,21 +597,47 @@ pub fn admit_all(
     estimate_tokens: u64,
     enforce: bool,
 ) -> Admission {
+    let estimate = TokenEstimate::flat(estimate_tokens);
+    reserve(table, store, now, specs, key_of, &estimate, enforce)
+}
+
+/// Applies every limit of the granting rule before the call; all must pass. Request limits
+/// take one unit; token limits reserve `estimate.reservation()` (capped at the limit's
+/// amount). `key_of` names the counter of a spec. In enforce mode a denial refunds what the
+/// earlier limits took. Settle an allowed call with [`settle_call`] when it ends.
+pub fn reserve(
+    table: &SlotTable,
+    store: &dyn SharedStore,
+    now: u64,
+    specs: &[LimitSpec],
+    key_of: &dyn Fn(&LimitSpec) -> u64,
+    estimate: &TokenEstimate,
+    enforce: bool,
+) -> Admission {
     let mut a = Admission {
         allowed: true,
+        estimate: *estimate,
         ..Admission::default()
     };
     let mut admitted_requests: Vec<(Limit, u64)> = Vec::new();
     for spec in specs {
         let key = key_of(spec);
         let l = &spec.limit;
-        let (units, strict) = match l.kind {
+        // (units, admit while any balance is left rather than only when the units fit)
+        let (units, while_balance) = match l.kind {
             Kind::Requests => (1, false),
-            Kind::Tokens if spec.reserve => (estimate_tokens.min(l.amount), false),
-            Kind::Tokens => (0, true),
+            Kind::Tokens => (estimate.reservation().min(l.amount), !spec.must_fit),
         };
         let result = table.update(store, key, now, |tat| {
-            let (status, new_tat) = admit(l, tat, now, units, strict);
+            let (status, new_tat) = admit(l, tat, now, units, while_balance);
+            // Admitted while budget is left, a call reports the budget before its own
+            // reservation (provisional: replaced by its usage when it ends), as the balance
+            // check before reservations did; a reservation that had to fit is reported as
+            // taken, as `reserve: true` always did.
+            let status = match (l.kind, status.allowed && while_balance) {
+                (Kind::Tokens, true) => admit(l, tat, now, 0, true).0,
+                _ => status,
+            };
             (status, new_tat.filter(|_| units > 0))
         });
         let status = match result {
@@ -621,6 +698,43 @@ pub fn headers(a: &Admission) -> Vec<(String, String)> {
     h
 }
 
+/// Value of a descriptor header whose fact is unknown (no model, unread body, a token
+/// without a string subject). Envoy's ratelimit filter drops a descriptor when one of its
+/// headers is missing, so an absent fact would make the call uncounted.
+pub const UNKNOWN: &str = "-";
+
+/// Header-name suffixes (after the identity prefix) of the rate-limit descriptor headers.
+pub const RL_ISSUER: &str = "rl-issuer";
+pub const RL_SUBJECT: &str = "rl-subject";
+pub const RL_CLIENT: &str = "rl-client";
+pub const RL_MODEL: &str = "rl-model";
+
+fn descriptor_value(v: Option<&str>) -> String {
+    match v {
+        None | Some("") => UNKNOWN.to_string(),
+        // A real value never reads as the placeholder, so "unknown" has a counter of its own.
+        Some(v) if v == UNKNOWN => "%2D".to_string(),
+        Some(v) => crate::identity::header_safe(v, None),
+    }
+}
+
+/// Request headers for Envoy's ratelimit filter (global mode), set on every call that goes
+/// upstream, each always present: `<prefix>rl-issuer` (the token's `iss`; subjects and
+/// clients are names within it), `<prefix>rl-subject`, `<prefix>rl-client`,
+/// `<prefix>rl-model`, with [`UNKNOWN`] for an absent fact. Values are header-safe
+/// (percent-encoded outside printable ASCII).
+pub fn descriptor_headers(prefix: &str, id: &Identity, model: Option<&str>) -> Vec<(String, String)> {
+    [
+        (RL_ISSUER, Some(id.iss.as_str())),
+        (RL_SUBJECT, id.sub.as_deref()),
+        (RL_CLIENT, id.client.as_deref()),
+        (RL_MODEL, model),
+    ]
+    .into_iter()
+    .map(|(suffix, v)| (format!("{prefix}{suffix}"), descriptor_value(v)))
+    .collect()
+}
+
 /// The 429 for a refused call: OpenAI-shaped, with Retry-After and the limit headers.
 pub fn limited_reply(a: &Admission) -> crate::reason::Reply {
     let kind = if a.requests.is_some_and(|r| !r.allowed) {
@@ -648,6 +762,23 @@ pub fn limited_reply(a: &Admission) -> crate::reason::Reply {
     }
 }
 
+/// Settles a call when its response ends: each token limit's reservation is replaced by
+/// `charged` (from `UsageMeter::charge`, or `usage::Charge::unmetered`). Call once per
+/// admitted call; a refused call has nothing to settle.
+pub fn settle_call(
+    table: &SlotTable,
+    store: &dyn SharedStore,
+    now: u64,
+    admission: &Admission,
+    charged: u64,
+) -> Settlement {
+    settle(table, store, now, &admission.pending, charged);
+    Settlement {
+        tokens_reserved: admission.tokens_reserved(),
+        tokens_charged: charged,
+    }
+}
+
 /// Charges the real usage (minus what was reserved) to the token limits of a call.
 pub fn settle(table: &SlotTable, store: &dyn SharedStore, now: u64, pending: &[Pending], used: u64) {
     for p in pending {
@@ -664,10 +795,11 @@ pub fn settle(table: &SlotTable, store: &dyn SharedStore, now: u64, pending: &[P
 mod admission_tests {
     use super::*;
     use crate::host::memory::MemStore;
+    use std::cell::Cell;
 
     const S: u64 = 1_000_000_000;
 
-    fn spec(name: &str, kind: Kind, amount: u64, reserve: bool) -> LimitSpec {
+    fn spec(name: &str, kind: Kind, amount: u64, must_fit: bool) -> LimitSpec {
         LimitSpec {
             limit: Limit {
                 name: name.into(),
@@ -677,7 +809,7 @@ mod admission_tests {
             },
             by: KeyBy::Subject,
             models: ModelScope::Each,
-            reserve,
+            must_fit,
         }
     }
 
@@ -728,7 +860,11 @@ mod admission_tests {
         settle(&table, &store, S, &a.pending, 150);
         let a = admit_all(&table, &store, S, &specs, &key, 0, true);
         assert!(!a.allowed, "150 of 100 tokens used: in debt");
-        assert_eq!(a.retry_after_ns, 30 * S);
+        assert_eq!(
+            a.retry_after_ns,
+            30 * S + 600_000_000,
+            "50 tokens of debt + 1 at 0.6 s each"
+        );
     }
 
     #[test]
@@ -754,5 +890,278 @@ mod admission_tests {
         assert_eq!(KeyBy::parse("claim:tenant"), Some(KeyBy::Claim("tenant".into())));
         assert_eq!(KeyBy::parse("claim:"), None);
         assert_eq!(KeyBy::parse("ip"), None);
+    }
+
+    use crate::usage::{Charge, TokenEstimate, UsageMeter};
+
+    fn est(prompt: u64, max_tokens: u64, n: u64) -> TokenEstimate {
+        TokenEstimate {
+            prompt,
+            output_cap: max_tokens,
+            choices: n,
+            cap_requested: true,
+        }
+    }
+
+    #[test]
+    fn token_limits_reserve_the_whole_estimate() {
+        let store = MemStore::default();
+        let table = SlotTable::new("t", 64);
+        let specs = [spec("tpm", Kind::Tokens, 1000, false)];
+        let key = |_: &LimitSpec| 21;
+        // prompt 20 + 100 × n 3 = 320 reserved before the call.
+        let a = reserve(&table, &store, S, &specs, &key, &est(20, 100, 3), true);
+        assert!(a.allowed);
+        assert_eq!(a.tokens_reserved(), Some(320));
+        // The headers' remaining figure leaves out the call's own (provisional) reservation.
+        assert_eq!(a.tokens.map(|t| t.remaining), Some(1000));
+        // While it is in flight, others see it: 680 left, then 360, 40, then refused.
+        let mut admitted = 1;
+        for left in [680, 360, 40, 0, 0] {
+            let b = reserve(&table, &store, S, &specs, &key, &est(20, 100, 3), true);
+            assert_eq!(b.tokens.map(|t| t.remaining), Some(left));
+            if b.allowed {
+                admitted += 1;
+            } else {
+                assert_eq!(b.tokens_reserved(), None, "a refusal keeps nothing reserved");
+                assert_eq!(b.denied_by.as_deref(), Some("tpm"));
+            }
+        }
+        assert_eq!(
+            admitted, 4,
+            "admitted while budget is left: 1000 / 320 rounded up"
+        );
+        // Settling the first with its real usage (18) refunds the rest of its reservation.
+        let st = settle_call(&table, &store, S, &a, 18);
+        assert_eq!(
+            st,
+            Settlement {
+                tokens_reserved: Some(320),
+                tokens_charged: 18
+            }
+        );
+        let probe = reserve(&table, &store, S, &specs, &key, &TokenEstimate::default(), true);
+        assert_eq!(probe.tokens.map(|t| t.remaining), Some(1000 - 18 - 3 * 320));
+        // A charge above the reservation is charged too (debt).
+        let store = MemStore::default();
+        let a = reserve(&table, &store, S, &specs, &key, &est(10, 10, 1), true);
+        settle_call(&table, &store, S, &a, 1500);
+        let b = reserve(&table, &store, S, &specs, &key, &est(10, 10, 1), true);
+        assert!(!b.allowed);
+        assert_eq!(
+            b.retry_after_ns,
+            30 * S + 60_000_000,
+            "500 tokens of debt + 1 = 30.06 s"
+        );
+    }
+
+    #[test]
+    fn must_fit_admits_only_whole_reservations() {
+        let store = MemStore::default();
+        let table = SlotTable::new("t", 64);
+        let specs = [spec("tpm", Kind::Tokens, 1000, true)];
+        let key = |_: &LimitSpec| 22;
+        let ok: Vec<bool> = (0..5)
+            .map(|_| reserve(&table, &store, S, &specs, &key, &est(20, 300, 1), true).allowed)
+            .collect();
+        assert_eq!(
+            ok,
+            [true, true, true, false, false],
+            "3 × 320 fit in 1000, a 4th does not"
+        );
+    }
+
+    #[test]
+    fn reservation_never_exceeds_the_limit() {
+        let table = SlotTable::new("t", 64);
+        let key = |_: &LimitSpec| 23;
+        for must_fit in [false, true] {
+            let store = MemStore::default();
+            let specs = [spec("tpm", Kind::Tokens, 1000, must_fit)];
+            // No max_tokens: a default cap of 4096 would never fit a 1000 budget; the
+            // reservation is capped at the budget, so the call passes against a full bucket.
+            let big = est(50, 4096, 1);
+            let a = reserve(&table, &store, S, &specs, &key, &big, true);
+            assert!(a.allowed);
+            assert_eq!(a.tokens_reserved(), Some(1000));
+            assert!(!reserve(&table, &store, S, &specs, &key, &big, true).allowed);
+            settle_call(&table, &store, S, &a, 0);
+            // Refunded in full: a full bucket again.
+            assert!(reserve(&table, &store, S, &specs, &key, &big, true).allowed);
+        }
+    }
+
+    /// A store shared by simulated workers: before a write lands, other workers may run
+    /// whole reservations of their own in between (the write then fails its CAS and the
+    /// writer re-reads), as when worker threads race on Envoy's shared data.
+    struct Racing<'a> {
+        inner: MemStore,
+        step: Cell<u64>,
+        busy: Cell<bool>,
+        others: &'a dyn Fn(&dyn SharedStore),
+    }
+    impl SharedStore for Racing<'_> {
+        fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+            self.inner.get(key)
+        }
+        fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> StoreWrite {
+            let n = self
+                .step
+                .get()
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.step.set(n);
+            if !self.busy.get() && (n >> 33).is_multiple_of(3) {
+                self.busy.set(true);
+                (self.others)(&self.inner);
+                self.busy.set(false);
+            }
+            self.inner.set(key, value, cas)
+        }
+    }
+
+    #[test]
+    fn parallel_reservations_exceed_a_limit_by_at_most_one() {
+        // 4 workers × 30 calls of varying size race for one 1000-token counter, nothing
+        // settles (all in flight): what is reserved stays within amount + one reservation.
+        for must_fit in [false, true] {
+            let table = SlotTable::new("t", 64);
+            let specs = [spec("tpm", Kind::Tokens, 1000, must_fit)];
+            let key = |_: &LimitSpec| 24;
+            let reserved = Cell::new(0u64);
+            let largest = Cell::new(0u64);
+            let call = Cell::new(0u64);
+            let one_call = |store: &dyn SharedStore| {
+                let i = call.get();
+                call.set(i + 1);
+                let e = est(10 + i % 7, 50 + (i * 37) % 300, 1);
+                largest.set(largest.get().max(e.reservation()));
+                let a = reserve(&table, store, S, &specs, &key, &e, true);
+                reserved.set(reserved.get() + a.tokens_reserved().unwrap_or(0));
+            };
+            let store = Racing {
+                inner: MemStore::default(),
+                step: Cell::new(7),
+                busy: Cell::new(false),
+                others: &|s: &dyn SharedStore| one_call(s),
+            };
+            for _ in 0..120 {
+                one_call(&store);
+            }
+            let total = reserved.get();
+            if must_fit {
+                assert!((1000 - largest.get()..=1000).contains(&total), "{total}");
+            } else {
+                assert!(total >= 1000, "the budget is used up: {total}");
+                assert!(
+                    total < 1000 + largest.get(),
+                    "{total} vs one reservation {}",
+                    largest.get()
+                );
+            }
+            assert!(call.get() > 120, "the workers did interleave");
+        }
+    }
+
+    #[test]
+    fn cut_stream_settles_at_least_the_prompt() {
+        let store = MemStore::default();
+        let table = SlotTable::new("t", 64);
+        let specs = [spec("tpm", Kind::Tokens, 1000, false)];
+        let key = |_: &LimitSpec| 25;
+        let e = est(40, 500, 1);
+        let a = reserve(&table, &store, S, &specs, &key, &e, true);
+        let mut meter = UsageMeter::new(true);
+        meter.feed(b"data: {\"choices\": [{\"delta\": {\"content\": \"abcdefgh\"}}]}\n\n");
+        let charge = meter.charge(&a.estimate, false);
+        assert_eq!(charge.tokens, 42);
+        let st = settle_call(&table, &store, S, &a, charge.tokens);
+        assert_eq!((st.tokens_reserved, st.tokens_charged), (Some(540), 42));
+        let probe = reserve(&table, &store, S, &specs, &key, &TokenEstimate::default(), true);
+        assert_eq!(probe.tokens.map(|t| t.remaining), Some(958));
+        // An unmetered response keeps its whole reservation.
+        let a = reserve(&table, &store, S, &specs, &key, &e, true);
+        settle_call(&table, &store, S, &a, Charge::unmetered(&a.estimate).tokens);
+        let probe = reserve(&table, &store, S, &specs, &key, &TokenEstimate::default(), true);
+        assert_eq!(probe.tokens.map(|t| t.remaining), Some(418));
+    }
+
+    #[test]
+    fn legacy_admit_all_reserves_its_flat_estimate() {
+        let store = MemStore::default();
+        let table = SlotTable::new("t", 64);
+        let specs = [spec("tpm", Kind::Tokens, 100, false)];
+        let key = |_: &LimitSpec| 26;
+        let a = admit_all(&table, &store, S, &specs, &key, 60, true);
+        assert_eq!((a.allowed, a.tokens_reserved()), (true, Some(60)));
+        assert_eq!(a.estimate, TokenEstimate::flat(60));
+    }
+
+    fn who(iss: &str, sub: Option<&str>) -> Identity {
+        let mut claims = serde_json::json!({"iss": iss, "azp": "cli", "tenant": "acme"});
+        if let Some(s) = sub {
+            claims["sub"] = s.into();
+        }
+        Identity::from_claims("idp", claims.as_object().cloned().unwrap(), None)
+    }
+
+    #[test]
+    fn counters_are_per_issuer() {
+        use crate::policy::key_value;
+        let a = who("https://a.example", Some("alice"));
+        let b = who("https://b.example", Some("alice"));
+        for by in [KeyBy::Subject, KeyBy::Client, KeyBy::Claim("tenant".into())] {
+            assert_ne!(key_value(&by, &a), key_value(&by, &b), "{by:?}");
+        }
+        assert_eq!(key_value(&KeyBy::Subject, &a), "17:https://a.example/alice");
+        assert_eq!(
+            key_value(&KeyBy::Issuer, &a),
+            "idp",
+            "issuer keys keep their shape"
+        );
+        // No issuer/subject pair spells another.
+        let x = who("https://a", Some("b/c"));
+        let y = who("https://a/b", Some("c"));
+        assert_ne!(key_value(&KeyBy::Subject, &x), key_value(&KeyBy::Subject, &y));
+        // Alice of issuer A exhausting her limit leaves alice of issuer B untouched.
+        let store = MemStore::default();
+        let table = SlotTable::new("t", 64);
+        let specs = [spec("rpm", Kind::Requests, 2, false)];
+        let call = |id: &Identity| {
+            let key = |s: &LimitSpec| key_hash(&[&s.limit.name, &key_value(&s.by, id), "m"]);
+            reserve(&table, &store, S, &specs, &key, &TokenEstimate::default(), true).allowed
+        };
+        assert_eq!([call(&a), call(&a), call(&a)], [true, true, false]);
+        assert!(call(&b));
+    }
+
+    #[test]
+    fn descriptor_headers_are_always_present() {
+        let h = descriptor_headers(
+            "x-warden-",
+            &who("https://a.example", Some("alice")),
+            Some("gpt-4o"),
+        );
+        assert_eq!(
+            h,
+            [
+                ("x-warden-rl-issuer".to_string(), "https://a.example".to_string()),
+                ("x-warden-rl-subject".into(), "alice".into()),
+                ("x-warden-rl-client".into(), "cli".into()),
+                ("x-warden-rl-model".into(), "gpt-4o".into()),
+            ]
+        );
+        // No subject, no model (GET /v1/models, unread body): placeholders, never missing.
+        let mut anon = who("https://a.example", None);
+        anon.client = None;
+        let h = descriptor_headers("x-warden-", &anon, None);
+        assert_eq!(h.len(), 4);
+        assert!(h.iter().skip(1).all(|(_, v)| v == UNKNOWN), "{h:?}");
+        // A real value never reads as the placeholder or smuggles a header.
+        let odd = who("https://a.example", Some("-"));
+        let h = descriptor_headers("p-", &odd, Some("m\r\nx: 1"));
+        assert_eq!(h[1].1, "%2D");
+        assert_eq!(h[3].1, "m%0D%0Ax: 1");
+        assert_eq!(descriptor_headers("p-", &odd, Some(""))[3].1, UNKNOWN);
     }
 }

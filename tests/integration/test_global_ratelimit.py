@@ -1,6 +1,7 @@
 """Global mode: two Envoy processes share one limit through Envoy's own ratelimit filter, a
 rate limit service speaking the real gRPC protocol and a real Redis. llm-warden supplies the
 verified subject/model headers and the token usage (filter state) the limits are keyed on."""
+import json
 import time
 import uuid
 
@@ -13,15 +14,16 @@ import servers
 
 mini_rls = pytest.importorskip("mini_rls")
 
+# The descriptors of the shipped recipe (envoy/global-ratelimit.yaml; checked below): headers
+# the filter sets on every call, "-" for an unknown fact, so no call goes uncounted.
+ISSUER = {"request_headers": {"header_name": "x-warden-rl-issuer", "descriptor_key": "issuer"}}
+SUBJECT = {"request_headers": {"header_name": "x-warden-rl-subject", "descriptor_key": "subject"}}
+MODEL = {"request_headers": {"header_name": "x-warden-rl-model", "descriptor_key": "model"}}
 ROUTE_LIMITS = [
-    {"actions": [{"generic_key": {"descriptor_value": "llm_requests"}},
-                 {"request_headers": {"header_name": "x-warden-subject", "descriptor_key": "subject"}},
-                 {"request_headers": {"header_name": "x-warden-model", "descriptor_key": "model"}}]},
-    {"actions": [{"generic_key": {"descriptor_value": "llm_tokens"}},
-                 {"request_headers": {"header_name": "x-warden-subject", "descriptor_key": "subject"}}],
+    {"actions": [{"generic_key": {"descriptor_value": "llm_requests"}}, ISSUER, SUBJECT, MODEL]},
+    {"actions": [{"generic_key": {"descriptor_value": "llm_tokens"}}, ISSUER, SUBJECT],
      "hits_addend": {"number": 0}},
-    {"actions": [{"generic_key": {"descriptor_value": "llm_tokens"}},
-                 {"request_headers": {"header_name": "x-warden-subject", "descriptor_key": "subject"}}],
+    {"actions": [{"generic_key": {"descriptor_value": "llm_tokens"}}, ISSUER, SUBJECT],
      "apply_on_stream_done": True,
      "hits_addend": {"format": "%FILTER_STATE(wasm.llm_warden.tokens:PLAIN)%"}},
 ]
@@ -89,10 +91,15 @@ def test_descriptors_carry_the_verified_identity(two_envoys):
     key, envoys, rls = two_envoys
     token = tokens.mint(key, tokens.claims(ISS, sub="verified-sub"))
     r = request(envoys[0].port, token, body=chat(model="llama-3"),
-                headers={"x-warden-subject": "spoofed", "x-warden-model": "spoofed"})
+                headers={"x-warden-subject": "spoofed", "x-warden-model": "spoofed",
+                         "x-warden-rl-subject": "spoofed", "X-Warden-Rl-Model": "spoofed",
+                         "x_warden_rl_issuer": "spoofed"})
     assert r.status == 200
     entries = [dict(d["entries"]) for r in rls for req in r.requests for d in req["descriptors"]]
-    assert {"generic_key": "llm_requests", "subject": "verified-sub", "model": "llama-3"} in entries
+    # (The issuer entry is new: subjects are names within their issuer.)
+    expected = {"generic_key": "llm_requests", "subject": "verified-sub", "model": "llama-3"}
+    assert any(expected.items() <= e.items() for e in entries), entries
+    assert {**expected, "issuer": ISS} in entries
     assert not any("spoofed" in e.values() for e in entries)
 
 
@@ -131,3 +138,71 @@ def test_token_usage_charged_globally_at_stream_end(two_envoys):
             time.sleep(0.02)
     assert statuses == [200, 200, 200, 429, 429], statuses
     assert charged().count(18) == 3, charged()
+
+
+def get(port: int, token: str, path: str = "/v1/models"):
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=15) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_recipe_uses_the_descriptor_headers_under_test():
+    from pathlib import Path
+    recipe = (Path(__file__).resolve().parents[2] / "envoy" / "global-ratelimit.yaml").read_text()
+    used = {line.split("header_name:")[1].split(",")[0].strip() for line in recipe.splitlines()
+            if "header_name:" in line}
+    assert used == {"x-warden-rl-issuer", "x-warden-rl-subject", "x-warden-rl-model"}, used
+    issuer_lines = [line for line in recipe.splitlines() if "header_name: x-warden-rl-issuer" in line]
+    assert len(issuer_lines) == 3  # every limit is per issuer
+
+
+def test_model_listing_is_counted(two_envoys):
+    # GET /v1/models has no model and no body: its descriptor still exists (model "-"), so it
+    # is counted like any call (5 requests per subject x model).
+    key, envoys, rls = two_envoys
+    sub = f"m-{uuid.uuid4().hex[:8]}"
+    token = tokens.mint(key, tokens.claims(ISS, sub=sub))
+    statuses = [get(envoys[i % 2].port, token) for i in range(7)]
+    assert statuses == [200] * 5 + [429] * 2, statuses
+    entries = [dict(d["entries"]) for r in rls for req in r.requests for d in req["descriptors"]]
+    assert {"generic_key": "llm_requests", "issuer": ISS, "subject": sub, "model": "-"} in entries
+
+
+def test_token_without_subject_is_counted(two_envoys):
+    key, envoys, rls = two_envoys
+    token = tokens.mint(key, tokens.claims(ISS, sub=None, azp=f"svc-{uuid.uuid4().hex[:8]}"))
+    statuses = [request(envoys[i % 2].port, token, body=chat(model=f"nosub-{uuid.uuid4().hex[:6]}"),
+                        headers={"x-mock-status": "202"}).status for i in range(2)]
+    assert statuses == [202, 202], statuses
+    entries = [dict(d["entries"]) for r in rls for req in r.requests for d in req["descriptors"]]
+    assert any(e.get("generic_key") == "llm_requests" and e.get("subject") == "-" and e.get("issuer") == ISS
+               for e in entries), entries
+
+
+def test_stream_cut_before_usage_is_charged_globally(two_envoys):
+    # The upstream resets the stream after one event: no usage ever arrives. The filter
+    # exports its estimate (prompt + what passed, never less than the prompt) and Envoy's
+    # ratelimit filter sends it as hits_addend when the stream is done.
+    import http.client
+    key, envoys, rls = two_envoys
+    sub = f"c-{uuid.uuid4().hex[:8]}"
+    token = tokens.mint(key, tokens.claims(ISS, sub=sub))
+    body = chat(model="cut-model", stream=True, max_tokens=500)
+    try:
+        request(envoys[0].port, token, body=body, headers={"x-mock-reset": "1"})
+    except (http.client.HTTPException, OSError):
+        pass
+    prompt = -(-len(json.dumps(body).encode()) // 4)  # ASCII body: bytes / 4, rounded up
+
+    def charged():
+        return [d["hits_addend"] for r in rls for req in r.requests for d in req["descriptors"]
+                if dict(d["entries"]).get("subject") == sub and d["hits_addend"]]
+    deadline = time.time() + 5
+    while not charged() and time.time() < deadline:
+        time.sleep(0.05)
+    assert charged() and prompt <= charged()[0] < prompt + 50, (charged(), prompt)

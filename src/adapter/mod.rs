@@ -467,6 +467,10 @@ struct WardenHttp {
     admission: Option<Admission>,
     meter: Option<UsageMeter>,
     settled: bool,
+    /// The call's token estimate (reservation, and the charge when no usage comes back).
+    token_estimate: usage::TokenEstimate,
+    /// The model named by the body or outside it, for the descriptor headers.
+    call_model: Option<String>,
     redactions: Counts,
     /// The request declared or forced tools: only then can a response call one.
     declared_tools: bool,
@@ -572,6 +576,8 @@ impl WardenHttp {
             admission: None,
             meter: None,
             settled: false,
+            token_estimate: usage::TokenEstimate::default(),
+            call_model: None,
             redactions: Counts::new(),
             declared_tools: false,
             meter_usage: false,
@@ -759,19 +765,13 @@ impl WardenHttp {
         let view = self.view(now, None, &header);
         let decision = policy.decide(identity, &view);
         match self.apply(decision, &plugin.settings.realm) {
-            Step::Forward => self.rate_limit(plugin, identity, None, 0),
+            Step::Forward => self.rate_limit(plugin, identity, None),
             other => other,
         }
     }
 
     /// Applies the granting rule's rate limits: 429 when one refuses (unless monitoring).
-    fn rate_limit(
-        &mut self,
-        plugin: &Plugin,
-        identity: &Identity,
-        facts: Option<&BodyFacts>,
-        body_len: usize,
-    ) -> Step {
+    fn rate_limit(&mut self, plugin: &Plugin, identity: &Identity, facts: Option<&BodyFacts>) -> Step {
         let (Some(authz), Some(table), Some(decision)) = (&plugin.authz, &plugin.slots, &self.decision)
         else {
             return Step::Forward;
@@ -792,15 +792,14 @@ impl WardenHttp {
                 &authz.model_key(spec.models, model.as_deref()),
             ])
         };
-        let estimate = (body_len as u64 / 4).saturating_add(facts.and_then(|f| f.max_tokens).unwrap_or(0));
         let enforce = decision.mode == Mode::Enforce && authz.rate_limit_mode == Mode::Enforce;
-        let admission = ratelimit::admit_all(
+        let admission = ratelimit::reserve(
             table,
             &HostStore,
             now_ns,
             &decision.limits,
             &key_of,
-            estimate,
+            &self.token_estimate,
             enforce,
         );
         if let Some(a) = &mut self.audit {
@@ -928,6 +927,19 @@ impl WardenHttp {
                 .iter()
                 .any(|l| l.limit.kind == ratelimit::Kind::Tokens);
         self.meter_usage = token_limited;
+        // The clamp below lowers (or sets) max_tokens: reserve what the upstream will be asked.
+        let max_tokens = match clamp {
+            Some(cap) => Some(facts.max_tokens.map_or(cap, |m| m.min(cap))),
+            None => facts.max_tokens,
+        };
+        self.token_estimate = usage::TokenEstimate::of_request(
+            self.endpoint,
+            &body,
+            &obj,
+            max_tokens,
+            authz.default_max_tokens,
+        );
+        self.call_model = facts.model.clone().or_else(|| self.model_outside_body.clone());
         if !matches!(self.apply(decision, &plugin.settings.realm), Step::Forward) {
             return false;
         }
@@ -966,10 +978,7 @@ impl WardenHttp {
                 }
             }
         }
-        if !matches!(
-            self.rate_limit(&plugin, &identity, Some(&facts), body.len()),
-            Step::Forward
-        ) {
+        if !matches!(self.rate_limit(&plugin, &identity, Some(&facts)), Step::Forward) {
             return false;
         }
         let mut changed = false;
@@ -1008,6 +1017,18 @@ impl WardenHttp {
     /// The decision is final and allows the call: attach the upstream credential, then let
     /// the request go. True: forward now; false: held for the credential, or refused.
     fn release(&mut self) -> bool {
+        // Global mode: descriptor headers on every call, placeholders for unknown facts.
+        if let (Some(plugin), Some(identity)) = (self.plugin.clone(), self.identity.clone()) {
+            let model = self
+                .call_model
+                .clone()
+                .or_else(|| self.model_outside_body.clone());
+            for (name, value) in
+                ratelimit::descriptor_headers(&plugin.settings.identity_prefix, &identity, model.as_deref())
+            {
+                let _ = abi::set_header(abi::MAP_HTTP_REQUEST_HEADERS, &name, &value);
+            }
+        }
         self.publish_audit();
         match self.attach_credential() {
             CredStep::Ready => {
@@ -1216,18 +1237,29 @@ impl WardenHttp {
 
     /// Charges the response's token usage to the token limits and exports it (filter state
     /// `<audit key>.usage`... see README) for Envoy's ratelimit filter in global mode.
-    fn finish_usage(&mut self) {
+    fn finish_usage(&mut self, complete: bool) {
         if self.settled {
             return;
         }
         self.settled = true;
-        let used = self.meter.as_mut().and_then(UsageMeter::finish);
+        let estimate = self.token_estimate;
+        let charge = match &mut self.meter {
+            Some(m) => m.charge(&estimate, complete),
+            None => usage::Charge::unmetered(&estimate),
+        };
+        let used = (charge.basis == usage::ChargeBasis::Reported).then_some(charge.tokens);
         if let (Some(plugin), Some(a)) = (self.plugin.clone(), &self.admission) {
             if let (Some(table), Ok(now)) = (&plugin.slots, abi::now_nanos()) {
-                // No usage (errors): only what was reserved stays charged.
-                let used = used.unwrap_or_else(|| a.pending.iter().map(|p| p.reserved).max().unwrap_or(0));
-                ratelimit::settle(table, &HostStore, now, &a.pending, used);
+                let st = ratelimit::settle_call(table, &HostStore, now, a, charge.tokens);
+                if let Some(rec) = &mut self.audit {
+                    rec.tokens_reserved = st.tokens_reserved;
+                    rec.tokens_charged = Some(st.tokens_charged);
+                }
             }
+        }
+        if self.meter_usage && used.is_none() && charge.tokens > 0 {
+            let _ = abi::set_property(&[USAGE_KEY], charge.tokens.to_string().as_bytes());
+            self.publish_audit();
         }
         if let Some(n) = used {
             count("llm_warden.tokens_used", n);
@@ -1466,7 +1498,7 @@ impl HttpContext for WardenHttp {
             self.meter = Some(UsageMeter::new(ctype.starts_with("text/event-stream")));
         }
         if end_of_stream {
-            self.finish_usage();
+            self.finish_usage(true);
         }
         let tools = self.inspects_tool_calls();
         let redacting = self.redaction().is_some();
@@ -1591,7 +1623,7 @@ impl WardenHttp {
             }
         }
         if end_of_stream {
-            self.finish_usage();
+            self.finish_usage(true);
         }
         let Some(decision) = self.decision.clone() else {
             return Action::Continue;
@@ -1757,8 +1789,8 @@ impl WardenHttp {
 
     fn log_call(&mut self) {
         // A stream that ended early still settles what it used.
-        if self.admission.is_some() {
-            self.finish_usage();
+        if self.admission.is_some() || self.meter_usage {
+            self.finish_usage(false);
         }
         if matches!(
             self.phase,

@@ -8,8 +8,6 @@ use serde_json::Value;
 /// for the `usage` object (which OpenAI-style APIs put last).
 pub const MAX_JSON: usize = 8 * 1024 * 1024;
 const TAIL: usize = 64 * 1024;
-/// Longest SSE event we keep while waiting for its end.
-const MAX_EVENT: usize = 1024 * 1024;
 
 #[derive(Debug, Default)]
 pub struct UsageMeter {
@@ -17,7 +15,7 @@ pub struct UsageMeter {
     body: Vec<u8>,
     tail: Vec<u8>,
     overflow: bool,
-    pending: Vec<u8>,
+    sse_parser: crate::sse::Parser,
     total: Option<u64>,
     input: Option<u64>,
     output: Option<u64>,
@@ -52,13 +50,12 @@ impl UsageMeter {
 
     pub fn feed(&mut self, chunk: &[u8]) {
         if self.sse {
-            self.pending.extend_from_slice(chunk);
-            while let Some((len, sep)) = crate::tool_calls::next_event(&self.pending) {
-                let event: Vec<u8> = self.pending.drain(..len + sep).collect();
-                self.event(&event);
-            }
-            if self.pending.len() > MAX_EVENT {
-                self.pending.clear();
+            // The same spec-conformant parser the redactor and the tool-call guard use.
+            match self.sse_parser.feed(chunk) {
+                Ok(events) => events.iter().for_each(|e| self.sse_event(e)),
+                // An event over the bound carries no usage we could read: start afresh so
+                // the usage chunk after it still counts.
+                Err(_) => self.sse_parser = crate::sse::Parser::default(),
             }
             return;
         }
@@ -75,15 +72,12 @@ impl UsageMeter {
         }
     }
 
-    fn event(&mut self, event: &[u8]) {
-        let text = String::from_utf8_lossy(event);
-        let data: String = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .map(|d| d.strip_prefix(' ').unwrap_or(d))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let Ok(v) = serde_json::from_str::<Value>(&data) else {
+    /// Reads the usage of one parsed SSE event (see `crate::sse`).
+    pub fn sse_event(&mut self, event: &crate::sse::Event) {
+        let Some(data) = event.data() else {
+            return;
+        };
+        let Some(v) = crate::json_text::parse_tolerant(data.as_bytes()) else {
             return;
         };
         match v.get("type").and_then(Value::as_str) {
@@ -114,9 +108,8 @@ impl UsageMeter {
     /// Tokens used, once the response is complete; None when the response carried none.
     pub fn finish(&mut self) -> Option<u64> {
         if self.sse {
-            if !self.pending.is_empty() {
-                let rest = std::mem::take(&mut self.pending);
-                self.event(&rest);
+            for e in self.sse_parser.finish().unwrap_or_default() {
+                self.sse_event(&e);
             }
             return self.total.or(match (self.input, self.output) {
                 (None, None) => None,
@@ -226,6 +219,15 @@ mod tests {
             );
         }
         assert_eq!(meter(true, &[&c1, "data: [DONE]\n\n"]), None, "no usage chunk");
+        // CR framing (valid SSE, read by the SDKs) is charged too.
+        let cr = all.replace("\n\n", "\r\r");
+        for split in 1..cr.len() {
+            assert_eq!(
+                meter(true, &[&cr[..split], &cr[split..]]),
+                Some(5),
+                "split {split}"
+            );
+        }
     }
 
     #[test]

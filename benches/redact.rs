@@ -130,6 +130,29 @@ fn main() {
     let text = corpus(4 * 1024 * 1024);
     let d = Detectors::all();
     let rep = Replacement::Tag;
+    if std::env::var_os("SSE_ONLY").is_some() {
+        // One pass over the SSE stream only, for a stable instruction count on a busy
+        // machine: `SSE_ONLY=1 valgrind --tool=callgrind target/release/deps/redact-*`.
+        let body = sse_body(&text, 20_000);
+        let parts: Vec<&[u8]> = body.chunks(1024).collect();
+        let mut counts = Counts::new();
+        let mut r = Redactor {
+            detectors: &d,
+            replacement: &rep,
+            counts: &mut counts,
+        };
+        let mut s = SseRedactor::default();
+        let mut out = 0;
+        // `SSE_ONLY=setup`: the same without the redaction, to subtract.
+        if std::env::var_os("SSE_ONLY").is_some_and(|v| v == "setup") {
+            return;
+        }
+        for (i, part) in parts.iter().enumerate() {
+            out += s.feed(part, i + 1 == parts.len(), &mut r).len();
+        }
+        black_box(out);
+        return;
+    }
     let copy = mb_per_s(text.len(), || {
         black_box(text.clone());
     });

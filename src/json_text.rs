@@ -7,14 +7,16 @@
 //! the caller withholds it or treats it as text, never passes it as inspected JSON.
 
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// Nesting deeper than this is refused (serde_json's own limit).
 const MAX_DEPTH: usize = 128;
 
 /// One step of the path to a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Seg {
-    Key(String),
+pub enum Seg<'a> {
+    /// Borrowed from the text unless the key has escapes.
+    Key(Cow<'a, str>),
     Index(usize),
 }
 
@@ -40,7 +42,7 @@ pub fn pointer(path: &[Seg]) -> String {
 }
 
 /// Callback for each string value: its path and decoded text; Some(new) replaces it.
-pub type OnString<'a> = dyn FnMut(&[Seg], &str) -> Option<String> + 'a;
+pub type OnString<'a> = dyn FnMut(&[Seg<'_>], &str) -> Option<String> + 'a;
 
 struct Walker<'a, 'f> {
     s: &'a [u8],
@@ -48,7 +50,7 @@ struct Walker<'a, 'f> {
     /// Output so far, up to `copied` of the input (only allocated once something changes).
     out: Option<Vec<u8>>,
     copied: usize,
-    path: Vec<Seg>,
+    path: Vec<Seg<'a>>,
     on_string: &'f mut OnString<'f>,
     /// Write non-standard numbers as `null` (for handing the text to serde_json).
     nonstandard_as_null: bool,
@@ -216,8 +218,17 @@ impl<'a, 'f> Walker<'a, 'f> {
     }
 
     /// A string token (at its opening quote), decoded.
-    fn string(&mut self) -> Option<String> {
+    fn string(&mut self) -> Option<Cow<'a, str>> {
         self.i += 1;
+        // Most strings have no escape: borrow them.
+        let s: &'a [u8] = self.s;
+        let run = s.get(self.i..)?;
+        let n = run.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if run.get(n) == Some(&b'"') {
+            let text = std::str::from_utf8(run.get(..n)?).ok()?;
+            self.i += n + 1;
+            return Some(Cow::Borrowed(text));
+        }
         let mut out = String::new();
         loop {
             // Copy the run up to the next quote, backslash or control character at once.
@@ -228,7 +239,7 @@ impl<'a, 'f> Walker<'a, 'f> {
             match self.peek()? {
                 b'"' => {
                     self.i += 1;
-                    return Some(out);
+                    return Some(Cow::Owned(out));
                 }
                 b'\\' => {
                     self.i += 1;

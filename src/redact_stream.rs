@@ -1,5 +1,6 @@
-//! Redaction of response bodies: JSON (string values decoded, redacted, re-encoded), plain
-//! text, and SSE streams where text arrives in deltas.
+//! Redaction of response bodies: JSON (string values decoded, redacted, re-encoded in place
+//! by `crate::json_text`), plain text, and SSE streams where text arrives in deltas (parsed
+//! by `crate::sse`, re-emitted in its canonical framing).
 //!
 //! Streams: each text field of each choice (content, reasoning, tool-call arguments, ...) is
 //! a `TextStream`. Its text is emitted only up to the start of the last K whitespace-
@@ -294,6 +295,19 @@ pub struct SseRedactor {
     template: Option<Value>,
 }
 
+/// The last key of every pointer `delta_fields` returns.
+const DELTA_LEAVES: [&str; 9] = [
+    "content",
+    "reasoning_content",
+    "reasoning",
+    "refusal",
+    "text",
+    "arguments",
+    "partial_json",
+    "thinking",
+    "delta",
+];
+
 /// Where a delta lives in an event: JSON pointer of the string, and its field key.
 fn delta_fields(v: &Value) -> Vec<(String, FieldKey)> {
     let mut out = Vec::new();
@@ -413,8 +427,22 @@ impl SseRedactor {
 
     /// Redacts one parsed event; returns the events to emit in its place (held text of
     /// ending fields first, as synthesized delta events).
-    pub fn event(&mut self, mut e: crate::sse::Event, r: &mut Redactor) -> Vec<crate::sse::Event> {
+    pub fn event(&mut self, e: crate::sse::Event, r: &mut Redactor) -> Vec<crate::sse::Event> {
+        self.inspected(crate::sse::Inspected::new(e), r)
+    }
+
+    /// `event`, for an event whose data was already read.
+    pub fn inspected(
+        &mut self,
+        inspected: crate::sse::Inspected,
+        r: &mut Redactor,
+    ) -> Vec<crate::sse::Event> {
         use crate::sse::Field;
+        let crate::sse::Inspected {
+            event: mut e,
+            data,
+            json,
+        } = inspected;
         // The other fields reach a raw reader too (an `id` comes back as Last-Event-ID).
         for (_, value) in e.fields.iter_mut().filter(|(f, _)| *f != Field::Data) {
             let redacted = r.text(value);
@@ -422,7 +450,7 @@ impl SseRedactor {
                 *value = redacted;
             }
         }
-        let Some(data) = e.data() else {
+        let Some(data) = data else {
             return vec![e];
         };
         if data.trim() == "[DONE]" {
@@ -431,7 +459,7 @@ impl SseRedactor {
             out.push(e);
             return out;
         }
-        let Some(v) = crate::json_text::parse_tolerant(data.as_bytes()) else {
+        let Some(v) = json else {
             let redacted = r.text(&data);
             if redacted != data {
                 e.set_data(&redacted);
@@ -458,7 +486,12 @@ impl SseRedactor {
             .unwrap_or_default();
         let streams = &mut self.fields;
         let rewritten = crate::json_text::rewrite_strings(data.as_bytes(), &mut |path, s| {
-            let Some(key) = fields.get(&crate::json_text::pointer(path)) else {
+            // Building the pointer of every string costs; only a delta's leaf can match.
+            let leaf = matches!(path.last(), Some(crate::json_text::Seg::Key(k)) if DELTA_LEAVES.contains(&k.as_ref()));
+            let key = leaf
+                .then(|| fields.get(&crate::json_text::pointer(path)))
+                .flatten();
+            let Some(key) = key else {
                 // Not a delta: redacted whole (e.g. response.completed, message_start).
                 return Some(r.text(s));
             };

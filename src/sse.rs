@@ -116,6 +116,26 @@ impl Event {
     }
 }
 
+/// An event with its data read once for every consumer: the data text and, when it is
+/// JSON (`NaN` / `Infinity` accepted, as Python's json reads them), its value.
+#[derive(Debug, Clone)]
+pub struct Inspected {
+    pub event: Event,
+    pub data: Option<String>,
+    pub json: Option<serde_json::Value>,
+}
+
+impl Inspected {
+    pub fn new(event: Event) -> Inspected {
+        let data = event.data();
+        let json = data
+            .as_deref()
+            .filter(|d| d.trim() != "[DONE]")
+            .and_then(|d| crate::json_text::parse_tolerant(d.as_bytes()));
+        Inspected { event, data, json }
+    }
+}
+
 /// Lines of a text split at CRLF, CR or LF (one empty line for empty text).
 fn split_lines(text: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(text);

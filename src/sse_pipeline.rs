@@ -5,7 +5,7 @@
 use crate::llm_request::Endpoint;
 use crate::policy::ForbiddenToolCall;
 use crate::redact_stream::{Redactor, SseRedactor};
-use crate::sse::{Event, Parser};
+use crate::sse::{Event, Inspected, Parser};
 use crate::tool_calls::SseToolGuard;
 use serde_json::Value;
 
@@ -25,10 +25,7 @@ pub struct StreamOptions {
 }
 
 /// True for the chunk `include_usage` adds: no choices, a usage object.
-pub fn is_usage_only_chunk(data: &str) -> bool {
-    let Some(v) = crate::json_text::parse_tolerant(data.as_bytes()) else {
-        return false;
-    };
+pub fn is_usage_only_chunk(v: &Value) -> bool {
     v.get("choices")
         .and_then(Value::as_array)
         .is_some_and(Vec::is_empty)
@@ -134,6 +131,7 @@ impl SsePipeline {
         mut redactor: Option<&mut Redactor>,
         out: &mut Vec<u8>,
     ) {
+        let e = Inspected::new(e);
         if let (Some(g), Some((_, enforce))) = (&mut self.guard, self.opts.tool_calls) {
             if g.blocked().is_none() {
                 if let Some(tool) = g.check_event(&e, allowed) {
@@ -148,23 +146,27 @@ impl SsePipeline {
                 }
             }
         }
-        if self.opts.strip_forced_usage && e.data().is_some_and(|d| is_usage_only_chunk(&d)) {
+        if self.opts.strip_forced_usage && e.json.as_ref().is_some_and(is_usage_only_chunk) {
             return;
         }
-        self.redacted(e, redactor, out);
+        self.redacted_inspected(e, redactor, out);
     }
 
     fn redacted(&mut self, e: Event, redactor: Option<&mut Redactor>, out: &mut Vec<u8>) {
+        self.redacted_inspected(Inspected::new(e), redactor, out)
+    }
+
+    fn redacted_inspected(&mut self, e: Inspected, redactor: Option<&mut Redactor>, out: &mut Vec<u8>) {
         match (self.opts.redaction, redactor) {
             (Some(enforce), Some(r)) => {
-                let original = (!enforce).then(|| e.clone());
-                let events = self.redactor.event(e, r);
+                let original = (!enforce).then(|| e.event.clone());
+                let events = self.redactor.inspected(e, r);
                 match original {
                     Some(e) => e.write_to(out),
                     None => events.iter().for_each(|e| e.write_to(out)),
                 }
             }
-            _ => e.write_to(out),
+            _ => e.event.write_to(out),
         }
     }
 
@@ -349,6 +351,26 @@ mod tests {
         let mut m = crate::usage::UsageMeter::new(true);
         m.feed(body.as_bytes());
         assert_eq!(m.finish(), Some(5));
+    }
+
+    #[test]
+    fn every_string_of_a_delta_event_is_redacted_and_monitor_changes_nothing() {
+        let ev = json!({"id": "c1", "choices": [{"index": 0, "delta": {"content": "hi "},
+            "logprobs": {"content": [{"token": "jane.doe@example.com"}]}, "finish_reason": "stop"}]});
+        let body = format!("data: {ev}\r\rdata: [DONE]\r\r");
+        let (out, _, counts) = run(opts(), body.as_bytes(), &[]);
+        assert!(
+            !out.contains("jane.doe") && out.contains("[REDACTED:email]"),
+            "{out}"
+        );
+        assert_eq!(counts.get("email"), Some(&1));
+        let monitor = StreamOptions {
+            redaction: Some(false),
+            ..opts()
+        };
+        let (out, _, counts) = run(monitor, body.as_bytes(), &[]);
+        assert_eq!(out.as_bytes(), crate::sse::canonical(body.as_bytes()).unwrap());
+        assert_eq!(counts.get("email"), Some(&1));
     }
 
     #[test]

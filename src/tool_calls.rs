@@ -224,19 +224,24 @@ impl SseToolGuard {
             return out;
         };
         for e in events {
+            let e = crate::sse::Inspected::new(e);
             if let Some(tool) = self.forbidden_in(&e, allowed) {
                 out.extend_from_slice(&self.replacement(&tool));
                 self.blocked = Some(tool);
                 return out;
             }
-            e.write_to(&mut out);
+            e.event.write_to(&mut out);
         }
         out
     }
 
     /// Checks one parsed event: the forbidden tool it calls, if any (the stream is then
     /// blocked; send `replacement_events` instead of it and drop the rest).
-    pub fn check_event(&mut self, e: &crate::sse::Event, allowed: &dyn Fn(&str) -> bool) -> Option<String> {
+    pub fn check_event(
+        &mut self,
+        e: &crate::sse::Inspected,
+        allowed: &dyn Fn(&str) -> bool,
+    ) -> Option<String> {
         if self.blocked.is_some() {
             return self.blocked.clone();
         }
@@ -260,15 +265,19 @@ impl SseToolGuard {
         events
     }
 
-    fn forbidden_in(&mut self, event: &crate::sse::Event, allowed: &dyn Fn(&str) -> bool) -> Option<String> {
-        let data = event.data()?;
-        // Python's json (the openai SDK) reads NaN / Infinity: so do we.
-        let v = crate::json_text::parse_tolerant(data.as_bytes())?;
+    fn forbidden_in(
+        &mut self,
+        event: &crate::sse::Inspected,
+        allowed: &dyn Fn(&str) -> bool,
+    ) -> Option<String> {
+        // Python's json (the openai SDK) reads NaN / Infinity: so does `Inspected`. Data
+        // that is not JSON cannot be read as a tool call by a client either.
+        let v = event.json.as_ref()?;
         if self.chat_id.is_none() {
             self.chat_id = v.get("id").and_then(Value::as_str).map(str::to_string);
             self.chat_model = v.get("model").and_then(Value::as_str).map(str::to_string);
         }
-        tool_names(&v).into_iter().find(|t| !allowed(t))
+        tool_names(v).into_iter().find(|t| !allowed(t))
     }
 
     fn replacement(&self, tool: &str) -> Vec<u8> {

@@ -326,21 +326,71 @@ fn walk(text: &[u8], on_string: &mut OnString, nonstandard_as_null: bool) -> Opt
     }))
 }
 
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Calls `on_string` for every string value (not keys) of a JSON text. None when the text
 /// is not JSON (non-standard numbers allowed); Some(None) when nothing was replaced;
-/// Some(Some(text)) with the replacements applied, every other byte unchanged.
+/// Some(Some(text)) with the replacements applied, every other byte unchanged. A leading
+/// UTF-8 BOM (which JavaScript's `res.json()` and Python's `json.loads(bytes)` skip) is
+/// skipped and kept.
 pub fn rewrite_strings(text: &[u8], on_string: &mut OnString) -> Option<Option<Vec<u8>>> {
-    walk(text, on_string, false)
+    match text.strip_prefix(BOM) {
+        Some(rest) => Some(walk(rest, on_string, false)?.map(|out| [BOM, &out].concat())),
+        None => walk(text, on_string, false),
+    }
 }
 
-/// Parses JSON that may hold `NaN` / `Infinity` / `-Infinity` (read as null).
+/// Parses JSON as lenient clients do: `NaN` / `Infinity` / `-Infinity` (read as null), a
+/// leading UTF-8 BOM, and UTF-16 / UTF-32 text (which Python's `json.loads(bytes)` detects
+/// from its zero bytes, BOM or not). For checks that must see what any client could read.
 pub fn parse_tolerant(text: &[u8]) -> Option<Value> {
+    let text = text.strip_prefix(BOM).unwrap_or(text);
     if let Ok(v) = serde_json::from_slice(text) {
         return Some(v);
     }
-    match walk(text, &mut |_, _| None, true)? {
+    if let Some(walked) = walk(text, &mut |_, _| None, true) {
+        return match walked {
+            Some(sanitized) => serde_json::from_slice(&sanitized).ok(),
+            None => serde_json::from_slice(text).ok(),
+        };
+    }
+    let decoded = decode_wide(text)?;
+    let decoded = decoded.strip_prefix('\u{FEFF}').unwrap_or(&decoded);
+    match walk(decoded.as_bytes(), &mut |_, _| None, true)? {
         Some(sanitized) => serde_json::from_slice(&sanitized).ok(),
-        None => serde_json::from_slice(text).ok(),
+        None => serde_json::from_str(decoded).ok(),
+    }
+}
+
+/// UTF-16 / UTF-32 JSON text, the encoding detected as Python's `json.detect_encoding`
+/// does (BOM, else the position of zero bytes). None for anything else.
+fn decode_wide(b: &[u8]) -> Option<String> {
+    let (unit, big_endian) = match b {
+        [0xFF, 0xFE, 0, 0, ..] => (4, false),
+        [0, 0, 0xFE, 0xFF, ..] => (4, true),
+        [0xFF, 0xFE, ..] => (2, false),
+        [0xFE, 0xFF, ..] => (2, true),
+        [0, 0, _, _, ..] => (4, true),
+        [0, _, _, _, ..] => (2, true),
+        [_, 0, 0, 0, ..] => (4, false),
+        [_, 0, _, _, ..] => (2, false),
+        [0, _] => (2, true),
+        [_, 0] => (2, false),
+        _ => return None,
+    };
+    let words = b.chunks_exact(unit).map(|c| {
+        let mut v: u32 = 0;
+        for (i, &byte) in c.iter().enumerate() {
+            let shift = if big_endian { 8 * (unit - 1 - i) } else { 8 * i };
+            v |= u32::from(byte) << shift;
+        }
+        v
+    });
+    if unit == 2 {
+        let units: Vec<u16> = words.map(|w| u16::try_from(w).unwrap_or(0xFFFD)).collect();
+        Some(String::from_utf16_lossy(&units))
+    } else {
+        Some(words.map(|w| char::from_u32(w).unwrap_or('\u{FFFD}')).collect())
     }
 }
 
@@ -413,6 +463,27 @@ mod tests {
         for good in ["0", "-0.5E+2", " [] ", "{}", "\"\"", "-Infinity", "[NaN]"] {
             assert!(upper(good).is_some(), "{good:?}");
         }
+    }
+
+    #[test]
+    fn bom_and_wide_encodings_are_read_as_clients_read_them() {
+        let json = r#"{"message": {"tool_calls": [{"function": {"name": "rm"}}]}}"#;
+        let expected: Value = serde_json::from_str(json).unwrap();
+        let bom = [b"\xEF\xBB\xBF".as_slice(), json.as_bytes()].concat();
+        assert_eq!(parse_tolerant(&bom), Some(expected.clone()));
+        let utf16le: Vec<u8> = json.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let utf16be: Vec<u8> = json.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let utf32le: Vec<u8> = json.chars().flat_map(|c| (c as u32).to_le_bytes()).collect();
+        let with_bom = [[0xFF, 0xFE].as_slice(), &utf16le].concat();
+        for wide in [utf16le, utf16be, utf32le, with_bom] {
+            assert_eq!(parse_tolerant(&wide), Some(expected.clone()));
+        }
+        // Redaction keeps the BOM and sees past it; wide text is not rewritten (withheld).
+        let out = rewrite_strings(b"\xEF\xBB\xBF[\"a\"]", &mut |_, _| Some("b".into()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(out, b"\xEF\xBB\xBF[\"b\"]");
+        assert!(rewrite_strings(&[b'[', 0, b']', 0], &mut |_, _| None).is_none());
     }
 
     #[test]

@@ -209,6 +209,14 @@ pub struct RedactionConfig {
     /// `monitor`: count what would be redacted, change nothing.
     #[serde(default)]
     pub mode: Mode,
+    /// A response redaction cannot parse (no or unknown content type, unparseable body):
+    /// `withhold` (502, the default) or `as_text` (through the text redactor). Compressed
+    /// responses are always withheld.
+    #[serde(default)]
+    pub uninspectable: crate::response::Uninspectable,
+    /// Response headers whose values are redacted: absent = all but protocol metadata
+    /// (content-type, date, rate-limit figures...); a list = exactly those names.
+    pub response_headers: Option<Vec<String>>,
 }
 
 fn default_detectors() -> Vec<String> {
@@ -247,6 +255,8 @@ pub struct RedactionSpec {
     pub detectors: crate::redact::Detectors,
     pub replacement: crate::redact::Replacement,
     pub mode: Mode,
+    pub uninspectable: crate::response::Uninspectable,
+    pub response_headers: crate::response::HeaderSelection,
 }
 
 const SECRET_KINDS: [crate::redact::Kind; 11] = {
@@ -368,6 +378,8 @@ fn compile_redaction(r: &RedactionConfig, p: &str) -> Result<RedactionSpec, Conf
         detectors: Detectors { kinds, custom },
         replacement,
         mode: r.mode,
+        uninspectable: r.uninspectable,
+        response_headers: crate::response::HeaderSelection::from_config(r.response_headers.as_deref()),
     })
 }
 

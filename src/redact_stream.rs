@@ -1,5 +1,6 @@
-//! Redaction of response bodies: JSON (string values decoded, redacted, re-encoded), plain
-//! text, and SSE streams where text arrives in deltas.
+//! Redaction of response bodies: JSON (string values decoded, redacted, re-encoded in place
+//! by `crate::json_text`), plain text, and SSE streams where text arrives in deltas (parsed
+//! by `crate::sse`, re-emitted in its canonical framing).
 //!
 //! Streams: each text field of each choice (content, reasoning, tool-call arguments, ...) is
 //! a `TextStream`. Its text is emitted only up to the start of the last K whitespace-
@@ -272,11 +273,13 @@ pub fn start_of_last_runs(text: &str, runs: usize) -> usize {
     0
 }
 
-/// A JSON body: string values redacted, re-encoded. None when the body is not JSON.
+/// A JSON body with its string values redacted (escapes decoded first, so `\u0041KIA...`
+/// is seen), every other byte as the upstream sent it; `NaN` / `Infinity` / `-Infinity`
+/// number tokens are accepted. None when the body is not JSON (the caller withholds it or
+/// redacts it as text, see `crate::response`).
 pub fn redact_json_body(body: &[u8], r: &mut Redactor) -> Option<Vec<u8>> {
-    let mut v: Value = serde_json::from_slice(body).ok()?;
-    r.json_value(&mut v);
-    serde_json::to_vec(&v).ok()
+    let out = crate::json_text::rewrite_strings(body, &mut |_, s| Some(r.text(s)))?;
+    Some(out.unwrap_or_else(|| body.to_vec()))
 }
 
 /// Identifies one text field of one stream item (choice / tool call / content block).
@@ -285,11 +288,25 @@ type FieldKey = String;
 /// Streaming redaction of an SSE body.
 #[derive(Debug, Default)]
 pub struct SseRedactor {
-    pending: Vec<u8>,
+    parser: crate::sse::Parser,
+    failed: bool,
     fields: BTreeMap<FieldKey, TextStream>,
     /// A template chunk (id, model, ...) for synthesized flush events (OpenAI shape).
     template: Option<Value>,
 }
+
+/// The last key of every pointer `delta_fields` returns.
+const DELTA_LEAVES: [&str; 9] = [
+    "content",
+    "reasoning_content",
+    "reasoning",
+    "refusal",
+    "text",
+    "arguments",
+    "partial_json",
+    "thinking",
+    "delta",
+];
 
 /// Where a delta lives in an event: JSON pointer of the string, and its field key.
 fn delta_fields(v: &Value) -> Vec<(String, FieldKey)> {
@@ -352,107 +369,154 @@ fn ends_fields(v: &Value) -> Option<String> {
 }
 
 impl SseRedactor {
-    /// Takes the next chunk of the body; returns the bytes to forward now.
+    /// Takes the next chunk of the body; returns the bytes to forward now, in the canonical
+    /// SSE framing (see `crate::sse`).
     pub fn feed(&mut self, chunk: &[u8], end_of_stream: bool, r: &mut Redactor) -> Vec<u8> {
-        self.pending.extend_from_slice(chunk);
         let mut out = Vec::new();
-        while let Some((len, sep)) = crate::tool_calls::next_event(&self.pending) {
-            let event: Vec<u8> = self.pending.drain(..len + sep).collect();
-            let (body, separator) = event.split_at(len);
-            out.extend(self.event(body, r));
-            out.extend_from_slice(separator);
+        if self.failed {
+            return out;
         }
-        if self.pending.len() > MAX_HOLD * 4 {
-            // An event this large without a terminator: redact it as plain text.
-            let raw = std::mem::take(&mut self.pending);
-            out.extend(r.text(&String::from_utf8_lossy(&raw)).into_bytes());
+        let mut events = self.parser.feed(chunk);
+        if end_of_stream {
+            if let Ok(e) = &mut events {
+                match self.parser.finish() {
+                    Ok(rest) => e.extend(rest),
+                    Err(o) => events = Err(o),
+                }
+            }
+        }
+        let (events, oversized) = match events {
+            Ok(e) => (e, false),
+            Err(_) => (Vec::new(), true),
+        };
+        for e in events {
+            for ev in self.event(e, r) {
+                ev.write_to(&mut out);
+            }
+        }
+        if oversized {
+            // An event too large to hold cannot be inspected: what is held goes out
+            // redacted, then the stream ends with an error event (fail closed).
+            for ev in self.flush_all("", r) {
+                ev.write_to(&mut out);
+            }
+            crate::sse::Event::with_data(&String::from_utf8_lossy(&crate::response::withheld_body(
+                crate::response::Withheld::Unparseable,
+            )))
+            .write_to(&mut out);
+            self.failed = true;
+            return out;
         }
         if end_of_stream {
-            if !self.pending.is_empty() {
-                let last = std::mem::take(&mut self.pending);
-                out.extend(self.event(&last, r));
+            for ev in self.flush_all("", r) {
+                ev.write_to(&mut out);
             }
-            out.extend(self.flush_all("", r));
         }
         out
     }
 
-    fn event(&mut self, event: &[u8], r: &mut Redactor) -> Vec<u8> {
-        let text = String::from_utf8_lossy(event);
-        let mut other_lines = Vec::new();
-        let mut data_lines = Vec::new();
-        for line in text.split('\n') {
-            let line = line.strip_suffix('\r').unwrap_or(line);
-            match line.strip_prefix("data:") {
-                Some(d) => data_lines.push(d.strip_prefix(' ').unwrap_or(d)),
-                None => other_lines.push(line),
+    /// The stream ended: the held text of every field, as synthesized delta events.
+    pub fn finish(&mut self, r: &mut Redactor) -> Vec<crate::sse::Event> {
+        self.flush_all("", r)
+    }
+
+    /// The stream held an event too large to inspect and was cut.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Redacts one parsed event; returns the events to emit in its place (held text of
+    /// ending fields first, as synthesized delta events).
+    pub fn event(&mut self, e: crate::sse::Event, r: &mut Redactor) -> Vec<crate::sse::Event> {
+        self.inspected(crate::sse::Inspected::new(e), r)
+    }
+
+    /// `event`, for an event whose data was already read.
+    pub fn inspected(
+        &mut self,
+        inspected: crate::sse::Inspected,
+        r: &mut Redactor,
+    ) -> Vec<crate::sse::Event> {
+        use crate::sse::Field;
+        let crate::sse::Inspected {
+            event: mut e,
+            data,
+            json,
+        } = inspected;
+        // The other fields reach a raw reader too (an `id` comes back as Last-Event-ID).
+        for (_, value) in e.fields.iter_mut().filter(|(f, _)| *f != Field::Data) {
+            let redacted = r.text(value);
+            if redacted != *value {
+                *value = redacted;
             }
         }
-        let data = data_lines.join("\n");
-        let prefix: String = other_lines
-            .iter()
-            .filter(|l| !l.is_empty())
-            .map(|l| format!("{l}\n"))
-            .collect();
+        let Some(data) = data else {
+            return vec![e];
+        };
         if data.trim() == "[DONE]" {
             // Held text goes out before the end marker.
             let mut out = self.flush_all("", r);
-            out.extend(format!("{prefix}data: [DONE]").into_bytes());
+            out.push(e);
             return out;
         }
-        let Ok(mut v) = serde_json::from_str::<Value>(&data) else {
-            if data_lines.is_empty() {
-                return event.to_vec();
+        let Some(v) = json else {
+            let redacted = r.text(&data);
+            if redacted != data {
+                e.set_data(&redacted);
             }
-            return format!("{prefix}data: {}", r.text(&data)).into_bytes();
+            return vec![e];
         };
-        let mut flushed = Vec::new();
+        let mut out = Vec::new();
         if let Some(prefix_key) = ends_fields(&v) {
-            flushed = self.flush_all(&prefix_key, r);
+            out = self.flush_all(&prefix_key, r);
         }
-        let fields = delta_fields(&v);
-        if fields.is_empty() {
-            // Not a delta: redact every string (e.g. response.completed, message_start).
-            r.json_value(&mut v);
-        } else {
-            if self.template.is_none() && v.get("choices").is_some() {
-                self.template = Some(v.clone());
-            }
-            let finishing: Vec<u64> = v
-                .get("choices")
-                .and_then(Value::as_array)
-                .map(|cs| {
-                    cs.iter()
-                        .filter(|c| c.get("finish_reason").is_some_and(|f| !f.is_null()))
-                        .filter_map(|c| c.get("index").and_then(Value::as_u64))
-                        .collect()
-                })
-                .unwrap_or_default();
-            for (pointer, key) in fields {
-                let stream = self.fields.entry(key.clone()).or_default();
-                let delta = v
-                    .pointer(&pointer)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                let mut emitted = r.push(stream, &delta);
-                // The choice ends here: nothing of it may stay held.
-                if finishing.iter().any(|i| key.starts_with(&format!("c{i}/"))) {
-                    emitted.push_str(&r.flush(stream));
-                }
-                if let Some(slot) = v.pointer_mut(&pointer) {
-                    *slot = Value::String(emitted);
-                }
-            }
+        let fields: BTreeMap<String, FieldKey> = delta_fields(&v).into_iter().collect();
+        if !fields.is_empty() && self.template.is_none() && v.get("choices").is_some() {
+            self.template = Some(v.clone());
         }
-        let mut out = flushed;
-        out.extend(format!("{prefix}data: {v}").into_bytes());
+        let finishing: Vec<u64> = v
+            .get("choices")
+            .and_then(Value::as_array)
+            .map(|cs| {
+                cs.iter()
+                    .filter(|c| c.get("finish_reason").is_some_and(|f| !f.is_null()))
+                    .filter_map(|c| c.get("index").and_then(Value::as_u64))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let streams = &mut self.fields;
+        let rewritten = crate::json_text::rewrite_strings(data.as_bytes(), &mut |path, s| {
+            // Building the pointer of every string costs; only a delta's leaf can match.
+            let leaf = matches!(path.last(), Some(crate::json_text::Seg::Key(k)) if DELTA_LEAVES.contains(&k.as_ref()));
+            let key = leaf
+                .then(|| fields.get(&crate::json_text::pointer(path)))
+                .flatten();
+            let Some(key) = key else {
+                // Not a delta: redacted whole (e.g. response.completed, message_start).
+                return Some(r.text(s));
+            };
+            let stream = streams.entry(key.clone()).or_default();
+            let mut emitted = r.push(stream, s);
+            // The choice ends here: nothing of it may stay held.
+            if finishing.iter().any(|i| key.starts_with(&format!("c{i}/"))) {
+                emitted.push_str(&r.flush(stream));
+            }
+            Some(emitted)
+        });
+        match rewritten {
+            Some(Some(new)) => e.set_data(&String::from_utf8_lossy(&new)),
+            Some(None) => {}
+            // serde_json read it but the walker did not (cannot happen for valid JSON):
+            // never pass it as inspected.
+            None => e.set_data(&r.text(&data)),
+        }
+        out.push(e);
         out
     }
 
-    /// Emits held text of the fields whose key starts with `prefix` as synthesized delta
-    /// events (in the stream's own shape), each followed by a blank line.
-    fn flush_all(&mut self, prefix: &str, r: &mut Redactor) -> Vec<u8> {
+    /// Held text of the fields whose key starts with `prefix`, as synthesized delta events
+    /// in the stream's own shape.
+    fn flush_all(&mut self, prefix: &str, r: &mut Redactor) -> Vec<crate::sse::Event> {
         let keys: Vec<String> = self
             .fields
             .keys()
@@ -469,44 +533,40 @@ impl SseRedactor {
                 continue;
             }
             if let Some(ev) = self.synthesize(&key, text) {
-                out.extend(ev.into_bytes());
-                out.extend_from_slice(b"\n\n");
+                out.push(ev);
             }
         }
         out
     }
 
-    fn synthesize(&self, key: &str, text: String) -> Option<String> {
+    fn synthesize(&self, key: &str, text: String) -> Option<crate::sse::Event> {
         let (item, field) = key.split_once('/')?;
+        let data_event = |event: Option<&str>, v: Value| {
+            let mut e = crate::sse::Event::default();
+            if let Some(name) = event {
+                e.fields.push((crate::sse::Field::Event, name.to_string()));
+            }
+            e.set_data(&v.to_string());
+            e
+        };
         if let Some(idx) = item.strip_prefix('c') {
             let idx: u64 = idx.parse().ok()?;
             let mut v = self
                 .template
                 .clone()
                 .unwrap_or_else(|| serde_json::json!({"object": "chat.completion.chunk"}));
-            let delta = if let Some(t) = field.strip_prefix("tool") {
-                serde_json::json!({"tool_calls": [{"index": t.parse::<u64>().unwrap_or(0), "function": {"arguments": text}}]})
+            let choice = if let Some(t) = field.strip_prefix("tool") {
+                serde_json::json!({"index": idx, "delta": {"tool_calls": [{"index": t.parse::<u64>().unwrap_or(0), "function": {"arguments": text}}]}, "finish_reason": null})
             } else if field == "text" {
-                return Some({
-                    if let Some(o) = v.as_object_mut() {
-                        o.insert(
-                            "choices".into(),
-                            serde_json::json!([{"index": idx, "text": text, "finish_reason": null}]),
-                        );
-                    }
-                    format!("data: {v}")
-                });
+                serde_json::json!({"index": idx, "text": text, "finish_reason": null})
             } else {
-                serde_json::json!({ field: text })
+                serde_json::json!({"index": idx, "delta": { field: text }, "finish_reason": null})
             };
             if let Some(o) = v.as_object_mut() {
-                o.insert(
-                    "choices".into(),
-                    serde_json::json!([{"index": idx, "delta": delta, "finish_reason": null}]),
-                );
+                o.insert("choices".into(), serde_json::json!([choice]));
                 o.remove("usage");
             }
-            return Some(format!("data: {v}"));
+            return Some(data_event(None, v));
         }
         if let Some(idx) = item.strip_prefix('a') {
             let idx: u64 = idx.parse().ok()?;
@@ -516,15 +576,14 @@ impl SseRedactor {
                 _ => "text_delta",
             };
             let v = serde_json::json!({"type": "content_block_delta", "index": idx, "delta": {"type": kind, field: text}});
-            return Some(format!("event: content_block_delta\ndata: {v}"));
+            return Some(data_event(Some("content_block_delta"), v));
         }
-        if let Some(rest) = item.strip_prefix('r') {
+        if item.starts_with('r') {
             let mut parts = key.strip_prefix('r')?.splitn(3, '/');
             let (item_id, content_index, kind) = (parts.next()?, parts.next()?, parts.next()?);
-            let _ = rest;
             let v = serde_json::json!({"type": kind, "item_id": item_id,
                 "content_index": content_index.parse::<u64>().unwrap_or(0), "delta": text});
-            return Some(format!("event: {kind}\ndata: {v}"));
+            return Some(data_event(Some(kind), v));
         }
         None
     }

@@ -99,10 +99,15 @@ pub fn check_json(
     allowed: &dyn Fn(&str) -> bool,
     mode: ForbiddenToolCall,
 ) -> JsonVerdict {
-    let Ok(v) = serde_json::from_slice::<Value>(body) else {
-        return JsonVerdict::Pass; // not an LLM JSON response (error pages etc.)
+    // NaN / Infinity (vLLM logprobs) are read as Python's json reads them; a body no JSON
+    // parser accepts (an error page) carries no tool call.
+    let Some(v) = crate::json_text::parse_tolerant(body) else {
+        return JsonVerdict::Pass;
     };
-    let Some(tool) = tool_names(&v).into_iter().find(|t| !allowed(t)) else {
+    let names = tool_names(&v)
+        .into_iter()
+        .chain(crate::ndjson::ollama_tool_names(&v));
+    let Some(tool) = names.into_iter().find(|t| !allowed(t)) else {
         return JsonVerdict::Pass;
     };
     let message = blocked_message(&tool);
@@ -167,15 +172,15 @@ fn refusal_body(endpoint: Endpoint, original: &Value, message: &str) -> Value {
     v
 }
 
-/// Events larger than this without a separator cannot be inspected: blocked (fail closed).
-pub const MAX_PENDING_EVENT: usize = 1024 * 1024;
+/// Events larger than this cannot be inspected: blocked (fail closed).
+pub const MAX_PENDING_EVENT: usize = crate::sse::MAX_EVENT;
 
 /// Inspects an SSE stream chunk by chunk.
 #[derive(Debug)]
 pub struct SseToolGuard {
     endpoint: Endpoint,
     mode: ForbiddenToolCall,
-    pending: Vec<u8>,
+    parser: crate::sse::Parser,
     blocked: Option<String>,
     /// id/model of the stream, for a well-formed refusal chunk.
     chat_id: Option<String>,
@@ -187,7 +192,7 @@ impl SseToolGuard {
         SseToolGuard {
             endpoint,
             mode,
-            pending: Vec::new(),
+            parser: crate::sse::Parser::default(),
             blocked: None,
             chat_id: None,
             chat_model: None,
@@ -199,69 +204,85 @@ impl SseToolGuard {
         self.blocked.as_deref()
     }
 
-    /// Takes the next chunk; returns what to forward now. After a block, the rest of the
-    /// upstream stream is dropped.
+    /// Takes the next chunk; returns what to forward now, in the canonical SSE framing
+    /// (`crate::sse`), so the client parses exactly the events inspected. After a block,
+    /// the rest of the upstream stream is dropped.
     pub fn feed(&mut self, chunk: &[u8], end_of_stream: bool, allowed: &dyn Fn(&str) -> bool) -> Vec<u8> {
+        let mut out = Vec::new();
         if self.blocked.is_some() {
-            return Vec::new();
+            return out;
         }
-        self.pending.extend_from_slice(chunk);
-        let mut out = Vec::with_capacity(self.pending.len());
-        let mut consumed = 0;
-        while let Some((len, sep)) = next_event(self.pending.get(consumed..).unwrap_or_default()) {
-            // Forwarded with its own separator, byte for byte.
-            let event = self
-                .pending
-                .get(consumed..consumed + len + sep)
-                .unwrap_or_default()
-                .to_vec();
-            consumed += len + sep;
-            if let Some(tool) = self.forbidden_in(&event, allowed) {
-                out.extend_from_slice(&self.replacement(&tool));
-                self.blocked = Some(tool);
-                self.pending.clear();
-                return out;
+        let mut events = self.parser.feed(chunk);
+        if end_of_stream {
+            if let Ok(e) = &mut events {
+                match self.parser.finish() {
+                    Ok(rest) => e.extend(rest),
+                    Err(o) => events = Err(o),
+                }
             }
-            out.extend_from_slice(&event);
         }
-        self.pending.drain(..consumed.min(self.pending.len()));
-        if self.pending.len() > MAX_PENDING_EVENT {
+        let Ok(events) = events else {
+            // An event too large to hold cannot be inspected: blocked (fail closed).
             let tool = "(uninspectable event)".to_string();
             out.extend_from_slice(&self.replacement(&tool));
             self.blocked = Some(tool);
-            self.pending.clear();
             return out;
-        }
-        if end_of_stream && !self.pending.is_empty() {
-            // A last event without the blank line: inspect it as well.
-            let event = std::mem::take(&mut self.pending);
-            if let Some(tool) = self.forbidden_in(&event, allowed) {
+        };
+        for e in events {
+            let e = crate::sse::Inspected::new(e);
+            if let Some(tool) = self.forbidden_in(&e, allowed) {
                 out.extend_from_slice(&self.replacement(&tool));
                 self.blocked = Some(tool);
-            } else {
-                out.extend_from_slice(&event);
+                return out;
             }
+            e.event.write_to(&mut out);
         }
         out
     }
 
-    fn forbidden_in(&mut self, event: &[u8], allowed: &dyn Fn(&str) -> bool) -> Option<String> {
-        let text = String::from_utf8_lossy(event);
-        let mut data = String::new();
-        for line in text.lines() {
-            if let Some(d) = line.strip_prefix("data:") {
-                if !data.is_empty() {
-                    data.push('\n');
-                }
-                data.push_str(d.strip_prefix(' ').unwrap_or(d));
-            }
+    /// Checks one parsed event: the forbidden tool it calls, if any (the stream is then
+    /// blocked; send `replacement_events` instead of it and drop the rest).
+    pub fn check_event(
+        &mut self,
+        e: &crate::sse::Inspected,
+        allowed: &dyn Fn(&str) -> bool,
+    ) -> Option<String> {
+        if self.blocked.is_some() {
+            return self.blocked.clone();
         }
-        let v: Value = serde_json::from_str(&data).ok()?;
+        let tool = self.forbidden_in(e, allowed)?;
+        self.blocked = Some(tool.clone());
+        Some(tool)
+    }
+
+    /// Marks the stream blocked because it could not be inspected.
+    pub fn block_uninspectable(&mut self) -> String {
+        let tool = "(uninspectable event)".to_string();
+        self.blocked = Some(tool.clone());
+        tool
+    }
+
+    /// The events that replace the rest of a blocked stream.
+    pub fn replacement_events(&self, tool: &str) -> Vec<crate::sse::Event> {
+        let mut p = crate::sse::Parser::default();
+        let mut events = p.feed(&self.replacement(tool)).unwrap_or_default();
+        events.extend(p.finish().unwrap_or_default());
+        events
+    }
+
+    fn forbidden_in(
+        &mut self,
+        event: &crate::sse::Inspected,
+        allowed: &dyn Fn(&str) -> bool,
+    ) -> Option<String> {
+        // Python's json (the openai SDK) reads NaN / Infinity: so does `Inspected`. Data
+        // that is not JSON cannot be read as a tool call by a client either.
+        let v = event.json.as_ref()?;
         if self.chat_id.is_none() {
             self.chat_id = v.get("id").and_then(Value::as_str).map(str::to_string);
             self.chat_model = v.get("model").and_then(Value::as_str).map(str::to_string);
         }
-        tool_names(&v).into_iter().find(|t| !allowed(t))
+        tool_names(v).into_iter().find(|t| !allowed(t))
     }
 
     fn replacement(&self, tool: &str) -> Vec<u8> {
@@ -288,16 +309,6 @@ impl SseToolGuard {
             ),
         };
         text.into_bytes()
-    }
-}
-
-/// Length of the first complete event and of its separator ("\n\n" or "\r\n\r\n").
-pub(crate) fn next_event(buf: &[u8]) -> Option<(usize, usize)> {
-    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2));
-    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, 4));
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
-        (a, b) => a.or(b),
     }
 }
 
@@ -507,6 +518,53 @@ mod tests {
         let out = String::from_utf8(g.feed(ev.as_bytes(), false, &only_search)).unwrap();
         assert!(out.contains("permission_error"), "{out}");
         assert_eq!(g.blocked(), Some("exec"));
+    }
+
+    #[test]
+    fn nonstandard_numbers_and_ollama_shape_are_inspected() {
+        let body = br#"{"choices":[{"message":{"tool_calls":[{"function":{"name":"delete_db","arguments":"{}"}}]},"logprobs":{"content":[{"logprob":-Infinity}]}}]}"#;
+        assert!(matches!(
+            check_json(
+                body,
+                Endpoint::ChatCompletions,
+                &only_search,
+                ForbiddenToolCall::Error
+            ),
+            JsonVerdict::Replace { .. }
+        ));
+        let ollama = json!({"model": "llama3", "message": {"role": "assistant", "tool_calls": [{"function": {"name": "rm", "arguments": {}}}]}, "done": true});
+        match check_json(
+            ollama.to_string().as_bytes(),
+            Endpoint::Other,
+            &only_search,
+            ForbiddenToolCall::Error,
+        ) {
+            JsonVerdict::Replace { tool, .. } => assert_eq!(tool, "rm"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn sse_guard_reads_every_framing() {
+        for sep in ["\n\n", "\r\r", "\r\n\r\n", "\n\r\n"] {
+            let stream = format!(
+                "data: {}{sep}data: {}{sep}",
+                json!({"choices": [{"delta": {"content": "hi"}}]}),
+                json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {"name": "delete_db", "arguments": "{\"t\":\"users\"}"}}]}}]})
+            );
+            for split in 0..=stream.len() {
+                let mut g = SseToolGuard::new(Endpoint::ChatCompletions, ForbiddenToolCall::Error);
+                let (a, b) = stream.as_bytes().split_at(split);
+                let mut out = g.feed(a, false, &only_search);
+                out.extend(g.feed(b, true, &only_search));
+                let text = String::from_utf8(out).unwrap();
+                assert_eq!(g.blocked(), Some("delete_db"), "{sep:?} split {split}");
+                assert!(
+                    !text.contains("users") && !text.contains('\r'),
+                    "{sep:?} split {split}: {text}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -13,8 +13,6 @@ use serde_json::{Map, Value};
 /// for the `usage` object (which OpenAI-style APIs put last).
 pub const MAX_JSON: usize = 8 * 1024 * 1024;
 const TAIL: usize = 64 * 1024;
-/// Longest SSE event we keep while waiting for its end.
-const MAX_EVENT: usize = 1024 * 1024;
 
 /// Output cap reserved for a call that names none (`max_tokens` absent), unless configured
 /// (`rate_limiting.default_max_tokens`).
@@ -192,7 +190,7 @@ pub struct UsageMeter {
     overflow: bool,
     /// Bytes fed in all (for the estimate of a body too large to keep).
     seen: u64,
-    pending: Vec<u8>,
+    sse_parser: crate::sse::Parser,
     total: Option<u64>,
     input: Option<u64>,
     output: Option<u64>,
@@ -283,14 +281,15 @@ impl UsageMeter {
     pub fn feed(&mut self, chunk: &[u8]) {
         self.seen = self.seen.saturating_add(chunk.len() as u64);
         if self.sse {
-            self.pending.extend_from_slice(chunk);
-            while let Some((len, sep)) = crate::tool_calls::next_event(&self.pending) {
-                let event: Vec<u8> = self.pending.drain(..len + sep).collect();
-                self.event(&event);
-            }
-            if self.pending.len() > MAX_EVENT {
-                self.unparsed = self.unparsed.saturating_add(text_tokens(&self.pending));
-                self.pending.clear();
+            // The same spec-conformant parser the redactor and the tool-call guard use.
+            match self.sse_parser.feed(chunk) {
+                Ok(events) => events.iter().for_each(|e| self.sse_event(e)),
+                // An event over the bound carries no usage we could read: start afresh so
+                // the usage chunk after it still counts, and estimate what passed.
+                Err(_) => {
+                    self.unparsed = self.unparsed.saturating_add(text_tokens(chunk));
+                    self.sse_parser = crate::sse::Parser::default();
+                }
             }
             return;
         }
@@ -307,20 +306,16 @@ impl UsageMeter {
         }
     }
 
-    fn event(&mut self, event: &[u8]) {
-        let text = String::from_utf8_lossy(event);
-        let data: String = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .map(|d| d.strip_prefix(' ').unwrap_or(d))
-            .collect::<Vec<_>>()
-            .join("\n");
-        self.event_data(&data);
+    /// Reads the usage of one parsed SSE event (see `crate::sse`).
+    pub fn sse_event(&mut self, event: &crate::sse::Event) {
+        if let Some(data) = event.data() {
+            self.event_data(&data);
+        }
     }
 
     /// One event's `data` (its `data:` lines joined), for a caller with its own SSE parser.
     pub fn event_data(&mut self, data: &str) {
-        match serde_json::from_str::<Value>(data) {
+        match crate::json_text::parse_tolerant(data.as_bytes()).ok_or(()) {
             Ok(v) => self.event_value(&v),
             Err(_) if data.trim().is_empty() || data.trim() == "[DONE]" => {}
             Err(_) => self.unparsed = self.unparsed.saturating_add(text_tokens(data.as_bytes())),
@@ -365,9 +360,8 @@ impl UsageMeter {
     /// Tokens used, once the response is complete; None when the response carried none.
     pub fn finish(&mut self) -> Option<u64> {
         if self.sse {
-            if !self.pending.is_empty() {
-                let rest = std::mem::take(&mut self.pending);
-                self.event(&rest);
+            for e in self.sse_parser.finish().unwrap_or_default() {
+                self.sse_event(&e);
             }
             return self.total.or(match (self.input, self.output) {
                 (None, None) => None,
@@ -517,6 +511,15 @@ mod tests {
             );
         }
         assert_eq!(meter(true, &[&c1, "data: [DONE]\n\n"]), None, "no usage chunk");
+        // CR framing (valid SSE, read by the SDKs) is charged too.
+        let cr = all.replace("\n\n", "\r\r");
+        for split in 1..cr.len() {
+            assert_eq!(
+                meter(true, &[&cr[..split], &cr[split..]]),
+                Some(5),
+                "split {split}"
+            );
+        }
     }
 
     #[test]

@@ -66,6 +66,13 @@ extern "C" {
         value_size: usize,
     ) -> u32;
     fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+    fn proxy_add_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
     fn proxy_get_property(
         path_data: *const u8,
         path_size: usize,
@@ -195,6 +202,13 @@ pub fn get_headers(map_type: u32) -> R<Vec<(String, String)>> {
 pub fn set_header(map_type: u32, name: &str, value: &str) -> R<()> {
     check(unsafe {
         proxy_replace_header_map_value(map_type, name.as_ptr(), name.len(), value.as_ptr(), value.len())
+    })
+}
+
+/// Adds a value (a header may carry several).
+pub fn add_header(map_type: u32, name: &str, value: &str) -> R<()> {
+    check(unsafe {
+        proxy_add_header_map_value(map_type, name.as_ptr(), name.len(), value.as_ptr(), value.len())
     })
 }
 

@@ -11,13 +11,16 @@ use crate::host::{Clock, DispatchError, HttpCaller, SharedStore, StoreWrite};
 use crate::identity::{self, identity_headers};
 use crate::jwks::FetchResult;
 use crate::llm_request::{self, BodyError, BodyFacts, Endpoint};
+use crate::ndjson::NdjsonPipeline;
 use crate::policy::{key_value, no_route, parse_source_address, Authorizer, Decision, Mode, RequestView};
 use crate::ratelimit::{self, Admission, SlotTable};
 use crate::reason::{denial_reply, forbidden_reply, Reason, Reply, RequestProblem};
 use crate::redact::Counts;
-use crate::redact_stream::{redact_json_body, Redactor, SseRedactor, TextStream};
+use crate::redact_stream::{Redactor, TextStream};
 use crate::request_path::{self, CanonicalPath};
-use crate::tool_calls::{self, JsonVerdict, SseToolGuard};
+use crate::response::{self, BodyOutcome, Format, Plan, Withheld};
+use crate::sse_pipeline::{SsePipeline, StreamOptions};
+use crate::tool_calls::{self, JsonVerdict};
 use crate::usage::{self, UsageMeter};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
@@ -428,16 +431,15 @@ enum Phase {
 
 enum ResponseInspection {
     Off,
-    /// Whole JSON body held (headers too) and checked at the end; `compressed` cannot be
-    /// inspected and is replaced with an error.
-    Json {
-        compressed: bool,
-    },
-    /// Event streams pass chunk by chunk through the tool-call guard, then redaction.
-    Sse {
-        tools: Option<SseToolGuard>,
-        redact: Option<SseRedactor>,
-    },
+    /// Whole JSON body held (headers too) and checked at the end.
+    Json,
+    /// Held and discarded as it arrives; the withheld reply replaces it at the end.
+    Withheld(Withheld),
+    /// Event streams: one parse feeding the tool-call guard, the forced-usage removal and
+    /// redaction; events re-framed canonically.
+    Sse(Box<SsePipeline>),
+    /// One JSON object per line (Ollama), the same controls line by line.
+    Ndjson(Box<NdjsonPipeline>),
     /// Other text bodies: streamed redaction.
     Text(TextStream),
 }
@@ -488,6 +490,12 @@ struct WardenHttp {
     source_ip: Option<std::net::IpAddr>,
     /// The response body's size at its last callback (a held body is re-read at trailers).
     response_body_size: usize,
+    /// The filter set `stream_options.include_usage` itself: the client never asked for the
+    /// usage chunk, so it is removed from the stream it sees.
+    forced_usage: bool,
+    /// Detectors for a streamed response when an upstream credential was attached: the
+    /// credential (caught across events) plus the policy's own when it enforces.
+    stream_detectors: Option<(crate::redact::Detectors, crate::redact::Replacement)>,
 }
 
 /// Removes the upstream credential from response bodies (a backend echoing headers must
@@ -587,6 +595,8 @@ impl WardenHttp {
             request_headers: Vec::new(),
             source_ip: None,
             response_body_size: 0,
+            forced_usage: false,
+            stream_detectors: None,
         }
     }
 
@@ -988,7 +998,8 @@ impl WardenHttp {
         }
         if token_limited && matches!(self.endpoint, Endpoint::ChatCompletions | Endpoint::Completions) {
             // Usage must come back on streams too, or a stream would never be charged.
-            changed |= usage::require_stream_usage(&mut obj);
+            self.forced_usage = usage::require_stream_usage(&mut obj);
+            changed |= self.forced_usage;
         }
         if changed {
             let new_body = serde_json::to_vec(&obj).unwrap_or_default();
@@ -1327,6 +1338,299 @@ impl WardenHttp {
         }
         self.publish_audit();
     }
+
+    /// How the response is inspected, given the controls on this call.
+    fn response_plan(
+        &self,
+        content_type: Option<&str>,
+        encoding: Option<&str>,
+        format: Option<Format>,
+        has_body: bool,
+    ) -> Plan {
+        let monitor = self.decision.as_ref().is_some_and(|d| d.mode == Mode::Monitor);
+        let redaction = self
+            .redaction()
+            .and_then(|(p, i)| redaction_spec(&p, i).map(|s| (s.mode, s.uninspectable)));
+        let controls = response::Controls {
+            redaction: redaction.map(|(mode, uninspectable)| response::RedactionControl {
+                enforce: mode == Mode::Enforce,
+                uninspectable,
+            }),
+            tool_calls: self.inspects_tool_calls().then_some(!monitor),
+            usage: self.meter_usage,
+        };
+        let mut plan = response::plan(controls, content_type, encoding, has_body);
+        if has_body && self.scrub.is_some() && response::is_compressed(encoding) {
+            // Compressed bytes cannot be scrubbed of the upstream credential.
+            plan = Plan::Withhold(Withheld::Compressed);
+        }
+        if has_body && plan == Plan::Pass && (self.scrub.is_some() || self.forced_usage) {
+            // A credential split across events, or the usage chunk the client never asked
+            // for: only the event parser sees them.
+            if let Some(f @ (Format::Sse | Format::Ndjson)) = format {
+                plan = Plan::Inspect(f);
+            }
+        }
+        plan
+    }
+
+    /// Acts on the plan at response headers.
+    fn start_response(&mut self, plan: Plan) -> Action {
+        match plan {
+            Plan::Pass => Action::Continue,
+            Plan::PassUninspected(w) => {
+                count(&format!("llm_warden.responses.uninspected.{}", w.reason()), 1);
+                Action::Continue
+            }
+            Plan::Withhold(w) => {
+                self.withhold_headers(w);
+                self.response = ResponseInspection::Withheld(w);
+                Action::Pause
+            }
+            Plan::AsText(w) => {
+                count(&format!("llm_warden.responses.as_text.{}", w.reason()), 1);
+                self.stream_text()
+            }
+            Plan::Inspect(Format::Text) => self.stream_text(),
+            Plan::Inspect(Format::Json) => {
+                self.response = ResponseInspection::Json;
+                Action::Pause
+            }
+            Plan::Inspect(format @ (Format::Sse | Format::Ndjson)) => {
+                // Events are re-framed: the length is no longer known.
+                let _ = abi::remove_header(abi::MAP_HTTP_RESPONSE_HEADERS, "content-length");
+                let opts = self.stream_options();
+                self.response = if format == Format::Sse {
+                    ResponseInspection::Sse(Box::new(SsePipeline::new(opts)))
+                } else {
+                    ResponseInspection::Ndjson(Box::new(NdjsonPipeline::new(opts)))
+                };
+                Action::Continue
+            }
+        }
+    }
+
+    fn stream_text(&mut self) -> Action {
+        let _ = abi::remove_header(abi::MAP_HTTP_RESPONSE_HEADERS, "content-length");
+        self.response = ResponseInspection::Text(TextStream::default());
+        Action::Continue
+    }
+
+    /// The controls a streamed response passes through; with an upstream credential
+    /// attached, the stream's redactor also catches a copy split across events.
+    fn stream_options(&mut self) -> StreamOptions {
+        let monitor = self.decision.as_ref().is_some_and(|d| d.mode == Mode::Monitor);
+        let mode = self
+            .plugin
+            .as_ref()
+            .and_then(|p| p.authz.as_ref())
+            .map(|a| a.on_forbidden_tool_call)
+            .unwrap_or_default();
+        let redaction = self.redaction();
+        let spec = redaction.as_ref().and_then(|(p, i)| redaction_spec(p, *i));
+        let enforce = spec.map(|s| s.mode == Mode::Enforce);
+        if let Some(scrub) = &self.scrub {
+            let (mut detectors, replacement) = match spec {
+                Some(spec) if spec.mode == Mode::Enforce => {
+                    (spec.detectors.clone(), spec.replacement.clone())
+                }
+                _ => (
+                    crate::redact::Detectors {
+                        kinds: Vec::new(),
+                        custom: Vec::new(),
+                    },
+                    crate::redact::Replacement::Tag,
+                ),
+            };
+            let needle = regex_lite::escape(&String::from_utf8_lossy(&scrub.needle));
+            if let Ok(regex) = regex_lite::Regex::new(&needle) {
+                detectors.custom.push(crate::redact::CustomPattern {
+                    name: "upstream_credential".into(),
+                    regex,
+                    max_runs: 1,
+                });
+            }
+            self.stream_detectors = Some((detectors, replacement));
+        }
+        StreamOptions {
+            endpoint: self.endpoint,
+            tool_calls: self.inspects_tool_calls().then_some((mode, !monitor)),
+            redaction: if self.stream_detectors.is_some() {
+                Some(true)
+            } else {
+                enforce
+            },
+            strip_forced_usage: self.forced_usage,
+        }
+    }
+
+    /// The response becomes the withheld reply (502, OpenAI-shaped), and the record says why.
+    fn withhold_headers(&mut self, w: Withheld) {
+        let status = response::WITHHELD_STATUS.to_string();
+        let _ = abi::set_header(abi::MAP_HTTP_RESPONSE_HEADERS, ":status", &status);
+        let _ = abi::set_header(abi::MAP_HTTP_RESPONSE_HEADERS, "content-type", "application/json");
+        let _ = abi::remove_header(abi::MAP_HTTP_RESPONSE_HEADERS, "content-encoding");
+        let _ = abi::remove_header(abi::MAP_HTTP_RESPONSE_HEADERS, "content-length");
+        self.mark_withheld(w, Some(response::WITHHELD_STATUS));
+    }
+
+    fn mark_withheld(&mut self, w: Withheld, status: Option<u16>) {
+        count(&format!("llm_warden.responses.withheld.{}", w.reason()), 1);
+        if let Some(a) = &mut self.audit {
+            a.withheld = Some(w.reason());
+            if let Some(s) = status {
+                a.status = s;
+            }
+        }
+        self.publish_audit();
+    }
+
+    /// Redacts response header values like bodies (the route's detectors and selection).
+    fn redact_response_headers(&mut self, headers: &[(String, String)]) {
+        let Some((plugin, idx)) = self.redaction() else {
+            return;
+        };
+        let Some(spec) = redaction_spec(&plugin, idx) else {
+            return;
+        };
+        let mut r = Redactor::for_spec(spec, &mut self.redactions);
+        let rewrites = response::redact_headers(headers, &spec.response_headers, &mut r);
+        if spec.mode != Mode::Enforce {
+            return;
+        }
+        for rw in rewrites {
+            let _ = abi::remove_header(abi::MAP_HTTP_RESPONSE_HEADERS, &rw.name);
+            for v in &rw.values {
+                let _ = abi::add_header(abi::MAP_HTTP_RESPONSE_HEADERS, &rw.name, v);
+            }
+        }
+    }
+
+    /// Runs the response's inspection on one (scrubbed) chunk; Some: what to send instead.
+    fn inspect_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Option<Vec<u8>> {
+        let decision = self.decision.clone()?;
+        let monitor = decision.mode == Mode::Monitor;
+        let allowed = |t: &str| decision.tool_allowed(t);
+        let mode = self
+            .plugin
+            .as_ref()
+            .and_then(|p| p.authz.as_ref())
+            .map(|a| a.on_forbidden_tool_call)
+            .unwrap_or_default();
+        let redaction = self.redaction();
+        let spec = redaction.as_ref().and_then(|(p, i)| redaction_spec(p, *i));
+        let inspects_tools = self.inspects_tool_calls();
+        let endpoint = self.endpoint;
+        let mut blocked: Option<(String, Option<u16>)> = None;
+        let mut withheld: Option<(Withheld, Option<u16>)> = None;
+        let was_blocked = match &self.response {
+            ResponseInspection::Sse(p) => p.blocked().is_some(),
+            ResponseInspection::Ndjson(p) => p.blocked().is_some(),
+            _ => false,
+        };
+        let streamed = matches!(
+            self.response,
+            ResponseInspection::Sse(_) | ResponseInspection::Ndjson(_)
+        );
+        let mut redactor = match (&self.stream_detectors, spec) {
+            (Some((detectors, replacement)), _) if streamed => Some(Redactor {
+                detectors,
+                replacement,
+                counts: &mut self.redactions,
+            }),
+            (_, Some(spec)) => Some(Redactor::for_spec(spec, &mut self.redactions)),
+            _ => None,
+        };
+        let out = match &mut self.response {
+            ResponseInspection::Off | ResponseInspection::Withheld(_) => None,
+            ResponseInspection::Json => {
+                let verdict = if inspects_tools {
+                    tool_calls::check_json(chunk, endpoint, &allowed, mode)
+                } else {
+                    JsonVerdict::Pass
+                };
+                match (verdict, spec, redactor.as_mut()) {
+                    (JsonVerdict::Replace { status, body, tool }, _, _) => {
+                        blocked = Some((tool, Some(status)));
+                        (!monitor).then(|| {
+                            replace_status(status);
+                            body
+                        })
+                    }
+                    (JsonVerdict::Pass, Some(spec), Some(r)) => {
+                        let control = response::RedactionControl {
+                            enforce: spec.mode == Mode::Enforce,
+                            uninspectable: spec.uninspectable,
+                        };
+                        match response::redact_json_response(chunk, control, r) {
+                            BodyOutcome::Unchanged => None,
+                            BodyOutcome::Replace(body) => Some(body),
+                            BodyOutcome::Withhold(w) => {
+                                replace_status(response::WITHHELD_STATUS);
+                                withheld = Some((w, Some(response::WITHHELD_STATUS)));
+                                Some(response::withheld_body(w))
+                            }
+                        }
+                    }
+                    (JsonVerdict::Pass, _, _) => None,
+                }
+            }
+            ResponseInspection::Sse(p) => {
+                let out = p.feed(chunk, end_of_stream, &allowed, redactor.as_mut());
+                if !was_blocked {
+                    blocked = p.blocked().map(|t| (t.to_string(), None));
+                }
+                if p.uninspectable() {
+                    withheld = Some((Withheld::Unparseable, None));
+                }
+                Some(out)
+            }
+            ResponseInspection::Ndjson(p) => {
+                let out = p.feed(chunk, end_of_stream, &allowed, redactor.as_mut());
+                if !was_blocked {
+                    blocked = p.blocked().map(|t| (t.to_string(), None));
+                }
+                if p.uninspectable() {
+                    withheld = Some((Withheld::Unparseable, None));
+                }
+                Some(out)
+            }
+            ResponseInspection::Text(stream) => match (spec, redactor.as_mut()) {
+                (Some(spec), Some(r)) => {
+                    let mut out = r.push_bytes(stream, chunk);
+                    if end_of_stream {
+                        out.push_str(&r.flush(stream));
+                    }
+                    (spec.mode == Mode::Enforce).then(|| out.into_bytes())
+                }
+                _ => None,
+            },
+        };
+        let json = matches!(self.response, ResponseInspection::Json);
+        if json {
+            // Inspected once: trailers after the last chunk do not inspect again.
+            self.response = ResponseInspection::Off;
+        }
+        if let Some((tool, status)) = blocked {
+            self.tool_blocked(&tool, status);
+        }
+        if let Some((w, status)) = withheld {
+            if self.audit.as_ref().is_some_and(|a| a.withheld.is_none()) {
+                self.mark_withheld(w, status);
+            }
+        }
+        if end_of_stream || json {
+            self.finish_redactions();
+        }
+        out
+    }
+}
+
+/// Turns a held response into a local JSON error (tool call blocked, body withheld).
+fn replace_status(status: u16) {
+    let _ = abi::set_header(abi::MAP_HTTP_RESPONSE_HEADERS, ":status", &status.to_string());
+    let _ = abi::set_header(abi::MAP_HTTP_RESPONSE_HEADERS, "content-type", "application/json");
+    let _ = abi::remove_header(abi::MAP_HTTP_RESPONSE_HEADERS, "content-encoding");
 }
 
 /// Sends a local reply on the effective context (a request stays paused if it fails).
@@ -1491,43 +1795,27 @@ impl HttpContext for WardenHttp {
                 let _ = abi::set_header(abi::MAP_HTTP_RESPONSE_HEADERS, &name, &value);
             }
         }
-        let ctype = header("content-type").unwrap_or_default().to_ascii_lowercase();
-        let compressed = header("content-encoding").is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
+        let ctype = header("content-type");
+        let encoding = header("content-encoding");
+        let compressed = response::is_compressed(encoding);
+        let format = response::format_of(ctype);
         if self.meter_usage && self.endpoint.has_json_body() && !compressed {
             // Usage is read as the response passes (never held): token limits and export.
-            self.meter = Some(UsageMeter::new(ctype.starts_with("text/event-stream")));
+            self.meter = Some(UsageMeter::new(format == Some(Format::Sse)));
         }
         if end_of_stream {
             self.finish_usage(true);
         }
-        let tools = self.inspects_tool_calls();
-        let redacting = self.redaction().is_some();
-        if end_of_stream || !(tools || redacting) {
-            return Action::Continue;
+        self.redact_response_headers(&headers);
+        if end_of_stream {
+            self.finish_redactions();
         }
-        let mode = self
-            .plugin
-            .as_ref()
-            .and_then(|p| p.authz.as_ref())
-            .map(|a| a.on_forbidden_tool_call);
-        if ctype.starts_with("text/event-stream") && !compressed {
-            // Event boundaries change chunk sizes: the length is no longer known.
-            let _ = abi::remove_header(abi::MAP_HTTP_RESPONSE_HEADERS, "content-length");
-            self.response = ResponseInspection::Sse {
-                tools: tools.then(|| SseToolGuard::new(self.endpoint, mode.unwrap_or_default())),
-                redact: redacting.then(SseRedactor::default),
-            };
-            Action::Continue
-        } else if ctype.contains("json") || compressed {
-            self.response = ResponseInspection::Json { compressed };
-            Action::Pause
-        } else if redacting && ctype.starts_with("text/") {
-            let _ = abi::remove_header(abi::MAP_HTTP_RESPONSE_HEADERS, "content-length");
-            self.response = ResponseInspection::Text(TextStream::default());
-            Action::Continue
-        } else {
-            Action::Continue
-        }
+        let head = self
+            .request_header(":method")
+            .is_some_and(|m| m.eq_ignore_ascii_case("HEAD"));
+        let has_body = !end_of_stream && !head && !matches!(status, Some(204 | 304));
+        let plan = self.response_plan(ctype, encoding, format, has_body);
+        self.start_response(plan)
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
@@ -1556,7 +1844,10 @@ impl HttpContext for WardenHttp {
         // Trailers end a held response: inspect the buffered body now, before anything of it
         // (or the trailers) reaches the client. Streamed inspections keep their held-back
         // tail (it is withheld, never sent unchecked).
-        if matches!(self.response, ResponseInspection::Json { .. }) {
+        if matches!(
+            self.response,
+            ResponseInspection::Json | ResponseInspection::Withheld(_)
+        ) {
             let _ = self.response_body(self.response_body_size, true);
         }
         Action::Continue
@@ -1586,191 +1877,70 @@ impl HttpContext for WardenHttp {
 
 impl WardenHttp {
     fn response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let held = matches!(self.response, ResponseInspection::Json { .. });
+        match (&self.response, end_of_stream) {
+            (ResponseInspection::Withheld(_), false) => {
+                // Nothing of it is kept or sent: the reply replaces it at the end.
+                let _ = abi::set_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size, b"");
+                return Action::Pause;
+            }
+            (ResponseInspection::Withheld(w), true) => {
+                let body = response::withheld_body(*w);
+                let _ = abi::set_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size, &body);
+                let _ = abi::set_header(
+                    abi::MAP_HTTP_RESPONSE_HEADERS,
+                    "content-length",
+                    &body.len().to_string(),
+                );
+                self.response = ResponseInspection::Off;
+                self.finish_usage(true);
+                return Action::Continue;
+            }
+            // A held body is re-delivered whole each time: look at it once, at the end.
+            (ResponseInspection::Json, false) => return Action::Pause,
+            _ => {}
+        }
+        let held = matches!(self.response, ResponseInspection::Json);
+        // Read once; every stage works on these bytes, written back once if changed.
+        let original = abi::get_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let mut chunk = std::borrow::Cow::Borrowed(original.as_slice());
         // The upstream credential is removed first, from whatever comes back.
-        let mut scrubbed_size = None;
         if let Some(scrub) = &mut self.scrub {
-            if !held || end_of_stream {
-                let chunk = abi::get_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size)
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
-                let out = if held {
-                    let mut whole = CredentialScrub {
-                        needle: scrub.needle.clone(),
-                        held: Vec::new(),
-                    };
-                    whole.feed(&chunk, true)
-                } else {
-                    scrub.feed(&chunk, end_of_stream)
-                };
-                if out != chunk && abi::set_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size, &out).is_ok()
-                {
-                    // Later stages see the scrubbed chunk, whose length we know.
-                    scrubbed_size = Some(out.len());
+            let out = if held {
+                CredentialScrub {
+                    needle: scrub.needle.clone(),
+                    held: Vec::new(),
                 }
+                .feed(&chunk, true)
+            } else {
+                scrub.feed(&chunk, end_of_stream)
+            };
+            if out.as_slice() != chunk.as_ref() {
+                chunk = std::borrow::Cow::Owned(out);
             }
         }
-        let body_size = scrubbed_size.unwrap_or(body_size);
-        // A held body is re-delivered whole each time: meter it once, at the end.
-        if self.meter.is_some() && (!held || end_of_stream) {
-            let chunk = abi::get_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size)
-                .ok()
-                .flatten()
-                .unwrap_or_default();
-            if let Some(m) = &mut self.meter {
-                m.feed(&chunk);
-            }
+        if let Some(m) = &mut self.meter {
+            m.feed(&chunk);
         }
         if end_of_stream {
             self.finish_usage(true);
         }
-        let Some(decision) = self.decision.clone() else {
-            return Action::Continue;
-        };
-        let monitor = decision.mode == Mode::Monitor;
-        let allowed = |t: &str| decision.tool_allowed(t);
-        let mode = self
-            .plugin
-            .as_ref()
-            .and_then(|p| p.authz.as_ref())
-            .map(|a| a.on_forbidden_tool_call)
-            .unwrap_or_default();
-        let redaction = self.redaction();
-        let inspects_tools = self.inspects_tool_calls();
-        match &mut self.response {
-            ResponseInspection::Off => Action::Continue,
-            ResponseInspection::Json { compressed } => {
-                if !end_of_stream {
-                    return Action::Pause;
-                }
-                let compressed = *compressed;
-                let body = abi::get_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size)
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
-                let verdict = if compressed {
-                    // A compressed body cannot be checked: fail closed.
-                    JsonVerdict::Replace {
-                        status: 502,
-                        body: tool_calls::uninspectable_body(),
-                        tool: "(compressed response)".into(),
-                    }
-                } else if inspects_tools {
-                    tool_calls::check_json(&body, self.endpoint, &allowed, mode)
-                } else {
-                    JsonVerdict::Pass
-                };
-                let replace = |new_body: &[u8], status: Option<u16>| {
-                    let _ = abi::set_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size, new_body);
-                    if let Some(st) = status {
-                        let _ = abi::set_header(abi::MAP_HTTP_RESPONSE_HEADERS, ":status", &st.to_string());
-                        let _ = abi::set_header(
-                            abi::MAP_HTTP_RESPONSE_HEADERS,
-                            "content-type",
-                            "application/json",
-                        );
-                        let _ = abi::remove_header(abi::MAP_HTTP_RESPONSE_HEADERS, "content-encoding");
-                    }
-                    let _ = abi::set_header(
-                        abi::MAP_HTTP_RESPONSE_HEADERS,
-                        "content-length",
-                        &new_body.len().to_string(),
-                    );
-                };
-                match verdict {
-                    JsonVerdict::Replace {
-                        status,
-                        body: new_body,
-                        tool,
-                    } => {
-                        if !monitor || compressed {
-                            replace(&new_body, Some(status));
-                        }
-                        self.tool_blocked(&tool, Some(status));
-                    }
-                    JsonVerdict::Pass => {
-                        if let Some((plugin, idx)) = redaction.clone() {
-                            if let Some(spec) = redaction_spec(&plugin, idx) {
-                                let mut r = Redactor::for_spec(spec, &mut self.redactions);
-                                // Not JSON after all (an error page): redact it as text.
-                                let out = redact_json_body(&body, &mut r)
-                                    .unwrap_or_else(|| r.text(&String::from_utf8_lossy(&body)).into_bytes());
-                                if spec.mode == Mode::Enforce && !r.counts.is_empty() {
-                                    replace(&out, None);
-                                }
-                            }
-                            self.finish_redactions();
-                        }
-                    }
-                }
-                // Inspected once: trailers after the last chunk do not inspect again.
-                self.response = ResponseInspection::Off;
-                Action::Continue
-            }
-            ResponseInspection::Sse { tools, redact } => {
-                let chunk = abi::get_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size)
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
-                let mut out = chunk.clone();
-                let mut newly_blocked = None;
-                if let Some(guard) = tools {
-                    let was_blocked = guard.blocked().is_some();
-                    let guarded = guard.feed(&chunk, end_of_stream, &allowed);
-                    if !was_blocked {
-                        newly_blocked = guard.blocked().map(str::to_string);
-                    }
-                    if !monitor {
-                        out = guarded;
-                    }
-                }
-                let mut redaction_mode = None;
-                if let (Some(red), Some((plugin, idx))) = (redact, redaction.clone()) {
-                    if let Some(spec) = redaction_spec(&plugin, idx) {
-                        let mut r = Redactor::for_spec(spec, &mut self.redactions);
-                        let redacted = red.feed(&out, end_of_stream, &mut r);
-                        if spec.mode == Mode::Enforce {
-                            out = redacted;
-                        }
-                        redaction_mode = Some(spec.mode);
-                    }
-                }
-                if out != chunk {
-                    let _ = abi::set_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size, &out);
-                }
-                if let Some(tool) = newly_blocked {
-                    self.tool_blocked(&tool, None);
-                }
-                if end_of_stream && redaction_mode.is_some() {
-                    self.finish_redactions();
-                }
-                Action::Continue
-            }
-            ResponseInspection::Text(stream) => {
-                let chunk = abi::get_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size)
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
-                if let Some((plugin, idx)) = redaction.clone() {
-                    if let Some(spec) = redaction_spec(&plugin, idx) {
-                        let mut r = Redactor::for_spec(spec, &mut self.redactions);
-                        let mut out = r.push_bytes(stream, &chunk);
-                        if end_of_stream {
-                            out.push_str(&r.flush(stream));
-                        }
-                        if spec.mode == Mode::Enforce && out.as_bytes() != chunk.as_slice() {
-                            let _ =
-                                abi::set_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size, out.as_bytes());
-                        }
-                    }
-                    if end_of_stream {
-                        self.finish_redactions();
-                    }
-                }
-                Action::Continue
+        if let Some(out) = self.inspect_chunk(&chunk, end_of_stream) {
+            chunk = std::borrow::Cow::Owned(out);
+        }
+        if chunk.as_ref() != original.as_slice() {
+            let _ = abi::set_buffer(abi::BUFFER_HTTP_RESPONSE_BODY, 0, body_size, &chunk);
+            if held {
+                let _ = abi::set_header(
+                    abi::MAP_HTTP_RESPONSE_HEADERS,
+                    "content-length",
+                    &chunk.len().to_string(),
+                );
             }
         }
+        Action::Continue
     }
 
     /// The client left while its request was held: nothing went upstream, and the record

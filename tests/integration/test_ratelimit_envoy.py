@@ -74,8 +74,9 @@ def test_token_limit_streaming_forces_usage(make):
     token = s.token(sub="erin")
     r = s.call(token, body=chat(stream=True))
     assert r.status == 200
-    # The client did not ask for usage; the filter did, so the stream is charged.
-    assert '"usage"' in r.body.decode() and r.body.decode().rstrip().endswith("data: [DONE]")
+    # The client did not ask for usage; the filter did, so the stream is charged, and the
+    # usage-only chunk it asked for is removed from what the client sees (issue #11).
+    assert '"usage"' not in r.body.decode() and r.body.decode().rstrip().endswith("data: [DONE]")
     statuses = [s.call(token, body=chat(stream=True)).status for _ in range(4)]
     assert statuses == [200, 200, 429, 429]
 

@@ -291,6 +291,9 @@ pub struct SseRedactor {
     parser: crate::sse::Parser,
     failed: bool,
     fields: BTreeMap<FieldKey, TextStream>,
+    /// Events whose data is plain text (not JSON): one text stream across them, so a value
+    /// split over two events is still caught.
+    plain: TextStream,
     /// A template chunk (id, model, ...) for synthesized flush events (OpenAI shape).
     template: Option<Value>,
 }
@@ -460,9 +463,9 @@ impl SseRedactor {
             return out;
         }
         let Some(v) = json else {
-            let redacted = r.text(&data);
-            if redacted != data {
-                e.set_data(&redacted);
+            let emitted = r.push(&mut self.plain, &data);
+            if emitted != data {
+                e.set_data(&emitted);
             }
             return vec![e];
         };
@@ -517,13 +520,21 @@ impl SseRedactor {
     /// Held text of the fields whose key starts with `prefix`, as synthesized delta events
     /// in the stream's own shape.
     fn flush_all(&mut self, prefix: &str, r: &mut Redactor) -> Vec<crate::sse::Event> {
+        let mut out = Vec::new();
+        if prefix.is_empty() {
+            let text = r.flush(&mut self.plain);
+            if !text.is_empty() {
+                let mut e = crate::sse::Event::default();
+                e.set_data(&text);
+                out.push(e);
+            }
+        }
         let keys: Vec<String> = self
             .fields
             .keys()
             .filter(|k| k.starts_with(prefix))
             .cloned()
             .collect();
-        let mut out = Vec::new();
         for key in keys {
             let Some(stream) = self.fields.get_mut(&key) else {
                 continue;

@@ -19,6 +19,7 @@ pub const BUFFER_PLUGIN_CONFIGURATION: u32 = 7;
 // MapType values of ABI 0.2.1.
 pub const MAP_HTTP_REQUEST_HEADERS: u32 = 0;
 pub const MAP_HTTP_RESPONSE_HEADERS: u32 = 2;
+pub const MAP_HTTP_RESPONSE_TRAILERS: u32 = 3;
 pub const MAP_HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
 // StreamType::HttpRequest.
 const STREAM_HTTP_REQUEST: u32 = 0;

@@ -1365,11 +1365,17 @@ impl WardenHttp {
             plan = Plan::Withhold(Withheld::Compressed);
         }
         if has_body && plan == Plan::Pass && (self.scrub.is_some() || self.forced_usage) {
-            // A credential split across events, or the usage chunk the client never asked
-            // for: only the event parser sees them.
-            if let Some(f @ (Format::Sse | Format::Ndjson)) = format {
-                plan = Plan::Inspect(f);
+            // A credential split across events or escaped in JSON, or the usage chunk the
+            // client never asked for: only the parsers see them.
+            match format {
+                Some(f @ (Format::Sse | Format::Ndjson)) => plan = Plan::Inspect(f),
+                Some(Format::Json) if self.scrub.is_some() => plan = Plan::Inspect(Format::Json),
+                _ => {}
             }
+        }
+        if has_body && self.scrub.is_some() && format.is_none() && !is_media(content_type) {
+            // Unknown framing (no type, octet-stream...) could carry the credential encoded.
+            plan = Plan::Withhold(Withheld::UnknownContentType);
         }
         plan
     }
@@ -1393,6 +1399,7 @@ impl WardenHttp {
             }
             Plan::Inspect(Format::Text) => self.stream_text(),
             Plan::Inspect(Format::Json) => {
+                self.build_credential_detectors();
                 self.response = ResponseInspection::Json;
                 Action::Pause
             }
@@ -1429,29 +1436,7 @@ impl WardenHttp {
         let redaction = self.redaction();
         let spec = redaction.as_ref().and_then(|(p, i)| redaction_spec(p, *i));
         let enforce = spec.map(|s| s.mode == Mode::Enforce);
-        if let Some(scrub) = &self.scrub {
-            let (mut detectors, replacement) = match spec {
-                Some(spec) if spec.mode == Mode::Enforce => {
-                    (spec.detectors.clone(), spec.replacement.clone())
-                }
-                _ => (
-                    crate::redact::Detectors {
-                        kinds: Vec::new(),
-                        custom: Vec::new(),
-                    },
-                    crate::redact::Replacement::Tag,
-                ),
-            };
-            let needle = regex_lite::escape(&String::from_utf8_lossy(&scrub.needle));
-            if let Ok(regex) = regex_lite::Regex::new(&needle) {
-                detectors.custom.push(crate::redact::CustomPattern {
-                    name: "upstream_credential".into(),
-                    regex,
-                    max_runs: 1,
-                });
-            }
-            self.stream_detectors = Some((detectors, replacement));
-        }
+        self.build_credential_detectors();
         StreamOptions {
             endpoint: self.endpoint,
             tool_calls: self.inspects_tool_calls().then_some((mode, !monitor)),
@@ -1462,6 +1447,35 @@ impl WardenHttp {
             },
             strip_forced_usage: self.forced_usage,
         }
+    }
+
+    /// With an upstream credential attached: the credential as a pattern (caught across
+    /// events and behind JSON escapes), plus the policy's detectors when it enforces.
+    fn build_credential_detectors(&mut self) {
+        let Some(scrub) = &self.scrub else {
+            return;
+        };
+        let redaction = self.redaction();
+        let spec = redaction.as_ref().and_then(|(p, i)| redaction_spec(p, *i));
+        let (mut detectors, replacement) = match spec {
+            Some(spec) if spec.mode == Mode::Enforce => (spec.detectors.clone(), spec.replacement.clone()),
+            _ => (
+                crate::redact::Detectors {
+                    kinds: Vec::new(),
+                    custom: Vec::new(),
+                },
+                crate::redact::Replacement::Tag,
+            ),
+        };
+        let needle = regex_lite::escape(&String::from_utf8_lossy(&scrub.needle));
+        if let Ok(regex) = regex_lite::Regex::new(&needle) {
+            detectors.custom.push(crate::redact::CustomPattern {
+                name: "upstream_credential".into(),
+                regex,
+                max_runs: 1,
+            });
+        }
+        self.stream_detectors = Some((detectors, replacement));
     }
 
     /// The response becomes the withheld reply (502, OpenAI-shaped), and the record says why.
@@ -1485,8 +1499,25 @@ impl WardenHttp {
         self.publish_audit();
     }
 
-    /// Redacts response header values like bodies (the route's detectors and selection).
-    fn redact_response_headers(&mut self, headers: &[(String, String)]) {
+    /// Removes every header (or trailer) of `map` that carries the upstream credential.
+    fn scrub_headers(&self, map: u32, headers: &[(String, String)]) {
+        let Some(scrub) = &self.scrub else {
+            return;
+        };
+        for (name, value) in headers {
+            if value
+                .as_bytes()
+                .windows(scrub.needle.len().max(1))
+                .any(|w| w == scrub.needle.as_slice())
+            {
+                let _ = abi::remove_header(map, name);
+            }
+        }
+    }
+
+    /// Redacts response header (or trailer) values like bodies (the route's detectors and
+    /// selection).
+    fn redact_headers_of(&mut self, map: u32, headers: &[(String, String)]) {
         let Some((plugin, idx)) = self.redaction() else {
             return;
         };
@@ -1499,9 +1530,9 @@ impl WardenHttp {
             return;
         }
         for rw in rewrites {
-            let _ = abi::remove_header(abi::MAP_HTTP_RESPONSE_HEADERS, &rw.name);
+            let _ = abi::remove_header(map, &rw.name);
             for v in &rw.values {
-                let _ = abi::add_header(abi::MAP_HTTP_RESPONSE_HEADERS, &rw.name, v);
+                let _ = abi::add_header(map, &rw.name, v);
             }
         }
     }
@@ -1523,17 +1554,14 @@ impl WardenHttp {
         let endpoint = self.endpoint;
         let mut blocked: Option<(String, Option<u16>)> = None;
         let mut withheld: Option<(Withheld, Option<u16>)> = None;
+        let scrubbing = self.stream_detectors.is_some();
         let was_blocked = match &self.response {
             ResponseInspection::Sse(p) => p.blocked().is_some(),
             ResponseInspection::Ndjson(p) => p.blocked().is_some(),
             _ => false,
         };
-        let streamed = matches!(
-            self.response,
-            ResponseInspection::Sse(_) | ResponseInspection::Ndjson(_)
-        );
         let mut redactor = match (&self.stream_detectors, spec) {
-            (Some((detectors, replacement)), _) if streamed => Some(Redactor {
+            (Some((detectors, replacement)), _) => Some(Redactor {
                 detectors,
                 replacement,
                 counts: &mut self.redactions,
@@ -1549,7 +1577,19 @@ impl WardenHttp {
                 } else {
                     JsonVerdict::Pass
                 };
-                match (verdict, spec, redactor.as_mut()) {
+                // With a credential attached its pattern enforces whatever the policy's mode.
+                let control = match (scrubbing, spec) {
+                    (true, _) => Some(response::RedactionControl {
+                        enforce: true,
+                        uninspectable: response::Uninspectable::Withhold,
+                    }),
+                    (false, Some(spec)) => Some(response::RedactionControl {
+                        enforce: spec.mode == Mode::Enforce,
+                        uninspectable: spec.uninspectable,
+                    }),
+                    (false, None) => None,
+                };
+                match (verdict, control, redactor.as_mut()) {
                     (JsonVerdict::Replace { status, body, tool }, _, _) => {
                         blocked = Some((tool, Some(status)));
                         (!monitor).then(|| {
@@ -1557,11 +1597,7 @@ impl WardenHttp {
                             body
                         })
                     }
-                    (JsonVerdict::Pass, Some(spec), Some(r)) => {
-                        let control = response::RedactionControl {
-                            enforce: spec.mode == Mode::Enforce,
-                            uninspectable: spec.uninspectable,
-                        };
+                    (JsonVerdict::Pass, Some(control), Some(r)) => {
                         match response::redact_json_response(chunk, control, r) {
                             BodyOutcome::Unchanged => None,
                             BodyOutcome::Replace(body) => Some(body),
@@ -1596,6 +1632,7 @@ impl WardenHttp {
                 Some(out)
             }
             ResponseInspection::Text(stream) => match (spec, redactor.as_mut()) {
+                // Text is scrubbed of the credential by bytes; the policy's redaction here.
                 (Some(spec), Some(r)) => {
                     let mut out = r.push_bytes(stream, chunk);
                     if end_of_stream {
@@ -1624,6 +1661,14 @@ impl WardenHttp {
         }
         out
     }
+}
+
+/// Media the raw credential scrub reads as bytes (no framing to hide it behind).
+fn is_media(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|t| {
+        let t = t.trim_start().to_ascii_lowercase();
+        ["audio/", "image/", "video/"].iter().any(|p| t.starts_with(p))
+    })
 }
 
 /// Turns a held response into a local JSON error (tool call blocked, body withheld).
@@ -1770,17 +1815,9 @@ impl HttpContext for WardenHttp {
         // Read once, in one hostcall; what is removed below is never looked up again.
         let headers = abi::get_headers(abi::MAP_HTTP_RESPONSE_HEADERS).unwrap_or_default();
         let header = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
-        if let Some(scrub) = &self.scrub {
+        if self.scrub.is_some() {
             // Never hand the upstream credential back, not even in a response header.
-            for (name, value) in &headers {
-                if value
-                    .as_bytes()
-                    .windows(scrub.needle.len().max(1))
-                    .any(|w| w == scrub.needle.as_slice())
-                {
-                    let _ = abi::remove_header(abi::MAP_HTTP_RESPONSE_HEADERS, name);
-                }
-            }
+            self.scrub_headers(abi::MAP_HTTP_RESPONSE_HEADERS, &headers);
             let _ = abi::remove_header(abi::MAP_HTTP_RESPONSE_HEADERS, "content-length");
         }
         let status = header(":status").and_then(|s| s.parse::<u16>().ok());
@@ -1806,7 +1843,7 @@ impl HttpContext for WardenHttp {
         if end_of_stream {
             self.finish_usage(true);
         }
-        self.redact_response_headers(&headers);
+        self.redact_headers_of(abi::MAP_HTTP_RESPONSE_HEADERS, &headers);
         if end_of_stream {
             self.finish_redactions();
         }
@@ -1841,6 +1878,12 @@ impl HttpContext for WardenHttp {
     }
 
     fn on_http_response_trailers(&mut self, _: usize) -> Action {
+        if self.phase == Phase::Forwarded {
+            // Trailers are headers too: the credential never goes back, values are redacted.
+            let trailers = abi::get_headers(abi::MAP_HTTP_RESPONSE_TRAILERS).unwrap_or_default();
+            self.scrub_headers(abi::MAP_HTTP_RESPONSE_TRAILERS, &trailers);
+            self.redact_headers_of(abi::MAP_HTTP_RESPONSE_TRAILERS, &trailers);
+        }
         // Trailers end a held response: inspect the buffered body now, before anything of it
         // (or the trailers) reaches the client. Streamed inspections keep their held-back
         // tail (it is withheld, never sent unchecked).

@@ -40,9 +40,23 @@ impl Endpoint {
             [.., "images", "generations"] => Endpoint::ImageGenerations,
             [.., "audio", "speech"] => Endpoint::Speech,
             [.., "moderations"] => Endpoint::Moderations,
+            // Ollama's native API: the same operations, NDJSON streams.
+            [.., "api", "chat"] => Endpoint::ChatCompletions,
+            [.., "api", "generate"] => Endpoint::Completions,
+            [.., "api", "embed"] => Endpoint::Embeddings,
+            [.., "api", "tags"] => Endpoint::Models,
             _ if s.windows(2).any(|w| w == ["v1", "models"]) => Endpoint::Models,
             _ => Endpoint::Other,
         }
+    }
+
+    /// Whether the path is Ollama's native API, whose `stream` defaults to true.
+    pub fn ollama_native(path: &CanonicalPath) -> bool {
+        let segments: Vec<String> = path.segments().map(str::to_ascii_lowercase).collect();
+        matches!(
+            segments.iter().map(String::as_str).collect::<Vec<_>>().as_slice(),
+            [.., "api", "chat" | "generate"]
+        )
     }
 
     /// The action name policies grant.
@@ -277,6 +291,13 @@ mod tests {
             ("/openai/deployments/d/images/generations", ImageGenerations),
             ("/v1/audio/speech", Speech),
             ("/v1/moderations", Moderations),
+            ("/api/chat", ChatCompletions),
+            ("/api/generate", Completions),
+            ("/api/embed", Embeddings),
+            ("/api/embeddings", Embeddings),
+            ("/api/tags", Models),
+            ("/api/pull", Other),
+            ("/api/delete", Other),
             ("/admin/models/load", Other),
             ("/v1/files", Other),
             ("/v1/batches", Other),

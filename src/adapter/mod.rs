@@ -899,7 +899,7 @@ impl WardenHttp {
             .ok()
             .flatten()
             .unwrap_or_default();
-        let (mut obj, facts) = match llm_request::parse_body(&body) {
+        let (mut obj, mut facts) = match llm_request::parse_body(&body) {
             Ok(parsed) => parsed,
             Err(BodyError::NotJson) => {
                 self.problem(RequestProblem::NotJson);
@@ -910,6 +910,10 @@ impl WardenHttp {
                 return false;
             }
         };
+        if !obj.contains_key("stream") && Endpoint::ollama_native(&self.path) {
+            // Ollama streams unless told not to: the streaming grant applies.
+            facts.stream = true;
+        }
         // The model the upstream serves is the one checked: path, header and body agree.
         if let Err(problem) =
             crate::policy::served_model(self.model_outside_body.as_deref(), facts.model.as_deref())

@@ -17,6 +17,7 @@
 pub mod audit;
 pub mod auth;
 pub mod claims;
+pub mod classifier;
 pub mod config;
 pub mod credentials;
 pub mod guard;

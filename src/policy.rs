@@ -147,6 +147,8 @@ pub struct PolicyConfig {
     pub rules: Vec<RuleConfig>,
     /// Prompt-injection guard on what callers and tools send.
     pub guard: Option<GuardConfig>,
+    /// External prompt classifier called after the guard passes (see `classifier`).
+    pub classifier: Option<crate::classifier::ClassifierConfig>,
     /// Secret and PII redaction in responses.
     pub redaction: Option<RedactionConfig>,
     /// Short-lived upstream credential obtained per call (instead of a static provider key).
@@ -694,6 +696,7 @@ pub struct Policy {
     pub mode: Mode,
     rules: Vec<Rule>,
     pub guard: Option<GuardSpec>,
+    pub classifier: Option<crate::classifier::ClassifierSpec>,
     pub redaction: Option<RedactionSpec>,
     pub credentials: Option<crate::credentials::CredentialSpec>,
 }
@@ -846,6 +849,11 @@ impl Authorizer {
                 .as_ref()
                 .map(|g| compile_guard(g, &format!("{pp}.guard")))
                 .transpose()?;
+            let classifier = pc
+                .classifier
+                .as_ref()
+                .map(|c| crate::classifier::ClassifierSpec::compile(c, &format!("{pp}.classifier")))
+                .transpose()?;
             let redaction = pc
                 .redaction
                 .as_ref()
@@ -877,6 +885,7 @@ impl Authorizer {
                 mode: pc.mode,
                 rules,
                 guard,
+                classifier,
                 redaction,
                 credentials,
             });

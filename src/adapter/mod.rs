@@ -6,6 +6,7 @@ mod abi;
 use crate::audit::{AuditRecord, Text, LOG_PREFIX};
 use crate::auth::{Authenticator, Verdict};
 use crate::claims::Identity;
+use crate::classifier::{self, ClassifierError, ClassifierSpec, Resolution, VerdictCache};
 use crate::config::Config;
 use crate::host::{Clock, DispatchError, HttpCaller, SharedStore, StoreWrite};
 use crate::identity::{self, identity_headers};
@@ -139,6 +140,8 @@ struct Plugin {
     /// Local rate-limit counters, namespaced by plugin name.
     slots: Option<SlotTable>,
     settings: Settings,
+    /// Classifier verdicts of this worker, per policy index (dropped with the config).
+    classifier_caches: RefCell<HashMap<usize, VerdictCache>>,
 }
 
 #[derive(Default)]
@@ -176,6 +179,7 @@ impl WardenRoot {
             .any(|i| matches!(i.keys, crate::auth::KeySource::Remote(_)));
         self.plugin = Some(Rc::new(Plugin {
             auth: RefCell::new(auth),
+            classifier_caches: RefCell::new(HashMap::new()),
             slots: authz.as_ref().map(|a| {
                 let plugin_name = abi::get_property(&["plugin_name"])
                     .ok()
@@ -425,6 +429,8 @@ enum Phase {
     AwaitingBody,
     /// Authorized; held until the upstream credential is attached (never sent without it).
     AwaitingCredential,
+    /// Guard passed; body and trailers held until the external classifier answers.
+    AwaitingClassifier,
     Forwarded,
     Replied,
 }
@@ -482,6 +488,10 @@ struct WardenHttp {
     caller_token: Option<String>,
     /// A token-endpoint call this request waits for.
     credential_call: Option<u32>,
+    /// The classifier call this request waits for, and the cache key of the text it sent.
+    classifier_call: Option<(u32, [u8; 32])>,
+    /// The parsed body while the classifier decides.
+    held: Option<HeldBody>,
     /// The upstream credential sent: scrubbed from anything flowing back to the client.
     scrub: Option<CredentialScrub>,
     /// The request headers as they arrived.
@@ -531,6 +541,14 @@ impl CredentialScrub {
         }
         out
     }
+}
+
+/// What authorization computed from the body, kept while the classifier decides.
+struct HeldBody {
+    obj: serde_json::Map<String, serde_json::Value>,
+    facts: BodyFacts,
+    clamp: Option<u64>,
+    token_limited: bool,
 }
 
 enum CredStep {
@@ -591,6 +609,8 @@ impl WardenHttp {
             meter_usage: false,
             caller_token: None,
             credential_call: None,
+            classifier_call: None,
+            held: None,
             scrub: None,
             request_headers: Vec::new(),
             source_ip: None,
@@ -899,7 +919,7 @@ impl WardenHttp {
             .ok()
             .flatten()
             .unwrap_or_default();
-        let (mut obj, mut facts) = match llm_request::parse_body(&body) {
+        let (obj, mut facts) = match llm_request::parse_body(&body) {
             Ok(parsed) => parsed,
             Err(BodyError::NotJson) => {
                 self.problem(RequestProblem::NotJson);
@@ -992,7 +1012,155 @@ impl WardenHttp {
                 }
             }
         }
-        if !matches!(self.rate_limit(&plugin, &identity, Some(&facts)), Step::Forward) {
+        let held = HeldBody {
+            obj,
+            facts,
+            clamp,
+            token_limited,
+        };
+        let held = match authz.policy(policy_idx).and_then(|p| p.classifier.clone()) {
+            Some(spec) => match self.classify(&plugin, policy_idx, &spec, held) {
+                Some(held) => held,
+                None => return false,
+            },
+            None => held,
+        };
+        self.proceed(&plugin, &identity, held)
+    }
+
+    /// The policy's external classifier: a cached verdict decides at once; otherwise the call
+    /// is dispatched and the request held until it answers. Some: the request goes on now.
+    fn classify(
+        &mut self,
+        plugin: &Plugin,
+        policy: usize,
+        spec: &ClassifierSpec,
+        held: HeldBody,
+    ) -> Option<HeldBody> {
+        let Some(text) = spec.prompt_text(&held.obj) else {
+            return Some(held); // no prompt text: nothing to classify
+        };
+        let key = classifier::cache_key(&text);
+        let cached = plugin
+            .classifier_caches
+            .try_borrow()
+            .ok()
+            .and_then(|c| c.get(&policy)?.get(&key).cloned());
+        if let Some(verdict) = cached {
+            count("llm_warden.classifier.cache_hit", 1);
+            return self.classified(spec, &Ok(verdict), held);
+        }
+        let call = spec.request(&text);
+        let headers: Vec<(&str, &str)> = call
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let timeout = u32::try_from(spec.timeout_ms).unwrap_or(u32::MAX);
+        match abi::http_call_with_body(&spec.cluster, &headers, Some(&call.body), timeout) {
+            Ok(id) => {
+                self.classifier_call = Some((id, key));
+                self.held = Some(held);
+                self.phase = Phase::AwaitingClassifier;
+                None
+            }
+            Err(_) => self.classified(spec, &Err(ClassifierError::Unreachable), held),
+        }
+    }
+
+    /// The classifier's answer arrived (or its timeout passed): cache it, act on it, and
+    /// resume the request if it goes on.
+    fn on_classifier_answer(&mut self, key: [u8; 32], status: Option<u16>, body: Option<Vec<u8>>) {
+        let (Some(held), Some(plugin), Some(identity)) =
+            (self.held.take(), self.plugin.clone(), self.identity.clone())
+        else {
+            return;
+        };
+        let Some((policy, spec)) = self
+            .policy
+            .and_then(|i| Some((i, plugin.authz.as_ref()?.policy(i)?.classifier.clone()?)))
+        else {
+            return;
+        };
+        let answer = match body {
+            Some(b) => spec.read_answer(status, &b),
+            None => Err(ClassifierError::NoAnswer),
+        };
+        if let (Ok(verdict), Ok(mut caches)) = (&answer, plugin.classifier_caches.try_borrow_mut()) {
+            caches
+                .entry(policy)
+                .or_insert_with(|| VerdictCache::new(spec.cache_entries))
+                .put(key, verdict.clone());
+        }
+        if let Some(held) = self.classified(&spec, &answer, held) {
+            if self.proceed(&plugin, &identity, held) {
+                let _ = abi::resume_http_request();
+            }
+        }
+    }
+
+    /// Acts on a classifier answer (block, fail closed, or go on), with audit and metrics.
+    fn classified(
+        &mut self,
+        spec: &ClassifierSpec,
+        answer: &Result<classifier::Verdict, ClassifierError>,
+        held: HeldBody,
+    ) -> Option<HeldBody> {
+        let resolution = spec.resolve(answer);
+        count(&format!("llm_warden.classifier.{}", resolution.outcome()), 1);
+        if let Some(e) = resolution.error() {
+            count(&format!("llm_warden.classifier.error.{}", e.kind()), 1);
+            log::warn!("llm-warden: {e} ({})", resolution.outcome());
+        }
+        if let Some(a) = &mut self.audit {
+            if let Some(rule) = resolution.rule() {
+                a.guard_rule = Some(rule.to_string());
+            }
+            if let Some(reason) = resolution.reason() {
+                if a.decision == "allow" {
+                    a.decision = if resolution.proceeds() {
+                        "would_deny"
+                    } else {
+                        "deny"
+                    };
+                    a.reason = reason;
+                }
+            }
+        }
+        match &resolution {
+            Resolution::Block { rule } => {
+                let now = now_ms().unwrap_or(0) / 1000;
+                let reply = crate::guard::blocked_reply(
+                    rule,
+                    false,
+                    self.endpoint,
+                    held.facts.model.as_deref(),
+                    held.facts.stream,
+                    now,
+                );
+                if let Some(a) = &mut self.audit {
+                    a.status = reply.status;
+                }
+                self.send(&reply, "prompt_blocked");
+                None
+            }
+            Resolution::FailClosed { .. } => {
+                self.refuse(&classifier::unavailable_reply(), classifier::UNAVAILABLE);
+                None
+            }
+            _ => Some(held),
+        }
+    }
+
+    /// Everything after the prompt checks: rate limit, body rewrite, release.
+    fn proceed(&mut self, plugin: &Plugin, identity: &Identity, held: HeldBody) -> bool {
+        let HeldBody {
+            mut obj,
+            facts,
+            clamp,
+            token_limited,
+        } = held;
+        if !matches!(self.rate_limit(plugin, identity, Some(&facts)), Step::Forward) {
             return false;
         }
         let mut changed = false;
@@ -1712,6 +1880,14 @@ fn strip_client_headers(prefix: &str, headers: &[(String, String)]) {
 
 impl Context for WardenHttp {
     fn on_http_call_response(&mut self, token_id: u32, _: usize, body_size: usize, _: usize) {
+        if let Some((call, key)) = self.classifier_call {
+            if call == token_id {
+                self.classifier_call = None;
+                let (status, body) = read_fetch_response(body_size, classifier::MAX_ANSWER_BYTES);
+                self.on_classifier_answer(key, status, body);
+                return;
+            }
+        }
         if self.credential_call == Some(token_id) {
             self.credential_call = None;
             let (status, body) = read_fetch_response(body_size, 64 * 1024);
@@ -1787,7 +1963,11 @@ impl HttpContext for WardenHttp {
         self.body_complete |= end_of_stream;
         match self.phase {
             // Never let body data pass before the request is decided.
-            Phase::Start | Phase::AwaitingKeys | Phase::AwaitingCredential | Phase::Replied => Action::Pause,
+            Phase::Start
+            | Phase::AwaitingKeys
+            | Phase::AwaitingCredential
+            | Phase::AwaitingClassifier
+            | Phase::Replied => Action::Pause,
             Phase::AwaitingBody => {
                 let max = self
                     .plugin
@@ -1872,7 +2052,11 @@ impl HttpContext for WardenHttp {
         let go = match self.phase {
             Phase::Forwarded => true,
             Phase::AwaitingBody => self.authorize_body(),
-            Phase::Start | Phase::AwaitingKeys | Phase::AwaitingCredential | Phase::Replied => false,
+            Phase::Start
+            | Phase::AwaitingKeys
+            | Phase::AwaitingCredential
+            | Phase::AwaitingClassifier
+            | Phase::Replied => false,
         };
         if go {
             Action::Continue
@@ -2011,7 +2195,11 @@ impl WardenHttp {
         }
         if matches!(
             self.phase,
-            Phase::Start | Phase::AwaitingKeys | Phase::AwaitingBody | Phase::AwaitingCredential
+            Phase::Start
+                | Phase::AwaitingKeys
+                | Phase::AwaitingBody
+                | Phase::AwaitingCredential
+                | Phase::AwaitingClassifier
         ) {
             self.abandoned();
         }

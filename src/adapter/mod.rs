@@ -1434,6 +1434,11 @@ impl WardenHttp {
         if let (Some(plugin), Some(a)) = (self.plugin.clone(), &self.admission) {
             if let (Some(table), Ok(now)) = (&plugin.slots, abi::now_nanos()) {
                 let st = ratelimit::settle_call(table, &HostStore, now, a, charge.tokens);
+                // Reserved versus charged, summed: their ratio shows how good the estimate is.
+                if let Some(reserved) = st.tokens_reserved {
+                    count("llm_warden.tokens_reserved", reserved);
+                    count("llm_warden.tokens_charged", st.tokens_charged);
+                }
                 if let Some(rec) = &mut self.audit {
                     rec.tokens_reserved = st.tokens_reserved;
                     rec.tokens_charged = Some(st.tokens_charged);

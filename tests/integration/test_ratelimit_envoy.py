@@ -265,6 +265,14 @@ def test_audit_record_has_reserved_and_charged_tokens(make):
     rec = s.record(jti)
     assert rec["tokens_reserved"] == reservation(body, limit), rec
     assert rec["tokens_charged"] == 18, rec  # the mock's reported usage
+    # The same figures as counters, for dashboards (reserved vs charged).
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{s.envoy.admin_port}/stats/prometheus", timeout=5) as r:
+        text = r.read().decode()
+    metrics = {line.split("{")[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("llm_warden_")}
+    assert metrics.get("llm_warden_tokens_reserved") == rec["tokens_reserved"], metrics
+    assert metrics.get("llm_warden_tokens_charged") == 18, metrics
 
 
 def test_error_reply_without_usage_is_refunded(make):

@@ -32,6 +32,59 @@ pub fn is_usage_only_chunk(v: &Value) -> bool {
         && v.get("usage").is_some_and(Value::is_object)
 }
 
+/// A response stream inspected frame by frame (SSE events, NDJSON lines): what the adapter
+/// needs of either.
+pub trait StreamInspection {
+    /// Takes the next upstream chunk; returns the bytes to send the client now.
+    fn feed(
+        &mut self,
+        chunk: &[u8],
+        end_of_stream: bool,
+        allowed: &dyn Fn(&str) -> bool,
+        redactor: Option<&mut Redactor>,
+    ) -> Vec<u8>;
+    /// The forbidden tool the stream called (blocked, or only reported in monitor mode).
+    fn blocked(&self) -> Option<&str>;
+    /// A frame was too large to inspect: the stream was cut with an error.
+    fn uninspectable(&self) -> bool;
+}
+
+impl StreamInspection for SsePipeline {
+    fn feed(
+        &mut self,
+        chunk: &[u8],
+        end_of_stream: bool,
+        allowed: &dyn Fn(&str) -> bool,
+        redactor: Option<&mut Redactor>,
+    ) -> Vec<u8> {
+        SsePipeline::feed(self, chunk, end_of_stream, allowed, redactor)
+    }
+    fn blocked(&self) -> Option<&str> {
+        SsePipeline::blocked(self)
+    }
+    fn uninspectable(&self) -> bool {
+        SsePipeline::uninspectable(self)
+    }
+}
+
+impl StreamInspection for crate::ndjson::NdjsonPipeline {
+    fn feed(
+        &mut self,
+        chunk: &[u8],
+        end_of_stream: bool,
+        allowed: &dyn Fn(&str) -> bool,
+        redactor: Option<&mut Redactor>,
+    ) -> Vec<u8> {
+        crate::ndjson::NdjsonPipeline::feed(self, chunk, end_of_stream, allowed, redactor)
+    }
+    fn blocked(&self) -> Option<&str> {
+        crate::ndjson::NdjsonPipeline::blocked(self)
+    }
+    fn uninspectable(&self) -> bool {
+        crate::ndjson::NdjsonPipeline::uninspectable(self)
+    }
+}
+
 #[derive(Debug)]
 pub struct SsePipeline {
     opts: StreamOptions,

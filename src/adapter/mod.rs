@@ -20,7 +20,7 @@ use crate::redact::Counts;
 use crate::redact_stream::{Redactor, TextStream};
 use crate::request_path::{self, CanonicalPath};
 use crate::response::{self, BodyOutcome, Format, Plan, Withheld};
-use crate::sse_pipeline::{SsePipeline, StreamOptions};
+use crate::sse_pipeline::{SsePipeline, StreamInspection, StreamOptions};
 use crate::tool_calls::{self, JsonVerdict};
 use crate::usage::{self, UsageMeter};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -441,11 +441,9 @@ enum ResponseInspection {
     Json,
     /// Held and discarded as it arrives; the withheld reply replaces it at the end.
     Withheld(Withheld),
-    /// Event streams: one parse feeding the tool-call guard, the forced-usage removal and
-    /// redaction; events re-framed canonically.
-    Sse(Box<SsePipeline>),
-    /// One JSON object per line (Ollama), the same controls line by line.
-    Ndjson(Box<NdjsonPipeline>),
+    /// Event streams (SSE, or NDJSON for Ollama): one parse feeding the tool-call guard, the
+    /// forced-usage removal and redaction; frames re-emitted canonically.
+    Stream(Box<dyn StreamInspection>),
     /// Other text bodies: streamed redaction.
     Text(TextStream),
 }
@@ -1584,11 +1582,11 @@ impl WardenHttp {
                 // Events are re-framed: the length is no longer known.
                 let _ = abi::remove_header(abi::MAP_HTTP_RESPONSE_HEADERS, "content-length");
                 let opts = self.stream_options();
-                self.response = if format == Format::Sse {
-                    ResponseInspection::Sse(Box::new(SsePipeline::new(opts)))
+                self.response = ResponseInspection::Stream(if format == Format::Sse {
+                    Box::new(SsePipeline::new(opts))
                 } else {
-                    ResponseInspection::Ndjson(Box::new(NdjsonPipeline::new(opts)))
-                };
+                    Box::new(NdjsonPipeline::new(opts))
+                });
                 Action::Continue
             }
         }
@@ -1733,8 +1731,7 @@ impl WardenHttp {
         let mut withheld: Option<(Withheld, Option<u16>)> = None;
         let scrubbing = self.stream_detectors.is_some();
         let was_blocked = match &self.response {
-            ResponseInspection::Sse(p) => p.blocked().is_some(),
-            ResponseInspection::Ndjson(p) => p.blocked().is_some(),
+            ResponseInspection::Stream(p) => p.blocked().is_some(),
             _ => false,
         };
         let mut redactor = match (&self.stream_detectors, spec) {
@@ -1788,17 +1785,7 @@ impl WardenHttp {
                     (JsonVerdict::Pass, _, _) => None,
                 }
             }
-            ResponseInspection::Sse(p) => {
-                let out = p.feed(chunk, end_of_stream, &allowed, redactor.as_mut());
-                if !was_blocked {
-                    blocked = p.blocked().map(|t| (t.to_string(), None));
-                }
-                if p.uninspectable() {
-                    withheld = Some((Withheld::Unparseable, None));
-                }
-                Some(out)
-            }
-            ResponseInspection::Ndjson(p) => {
+            ResponseInspection::Stream(p) => {
                 let out = p.feed(chunk, end_of_stream, &allowed, redactor.as_mut());
                 if !was_blocked {
                     blocked = p.blocked().map(|t| (t.to_string(), None));

@@ -137,6 +137,8 @@ pub enum BodyError {
     NotJson,
     /// A field has the wrong type (e.g. `model: 5`); names the field.
     BadField(&'static str),
+    /// An object names the same member twice.
+    DuplicateMember,
 }
 
 /// Names longer than this are refused: no real model or tool name is that long, and the
@@ -152,10 +154,13 @@ fn name(v: &Value, field: &'static str) -> Result<String, BodyError> {
 
 /// Parses the request body of a JSON endpoint.
 pub fn parse_body(body: &[u8]) -> Result<(Map<String, Value>, BodyFacts), BodyError> {
-    let value: Value = serde_json::from_slice(body).map_err(|_| BodyError::NotJson)?;
-    let Value::Object(obj) = value else {
-        return Err(BodyError::NotJson);
-    };
+    // Duplicate member names are refused at any depth: parsers disagree on which copy counts
+    // (first or last), so the model or tools checked could differ from those served.
+    let obj =
+        crate::jose::parse_unique_object(body).map_err(|_| match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(_)) => BodyError::DuplicateMember,
+            _ => BodyError::NotJson,
+        })?;
     let facts = facts_of(&obj)?;
     Ok((obj, facts))
 }
@@ -265,6 +270,27 @@ mod tests {
 
     fn facts(v: Value) -> Result<BodyFacts, BodyError> {
         parse_body(v.to_string().as_bytes()).map(|(_, f)| f)
+    }
+
+    #[test]
+    fn duplicate_members_are_refused_at_any_depth() {
+        for body in [
+            r#"{"model":"forbidden","model":"allowed","messages":[]}"#,
+            r#"{"model":"m","tools":[{"type":"function","function":{"name":"a","name":"b"}}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","role":"system","content":"x"}]}"#,
+        ] {
+            assert_eq!(
+                parse_body(body.as_bytes()).err(),
+                Some(BodyError::DuplicateMember),
+                "{body}"
+            );
+        }
+        assert_eq!(parse_body(b"{\"model\": 1").err(), Some(BodyError::NotJson));
+        assert_eq!(parse_body(b"[1]").err(), Some(BodyError::NotJson));
+        assert!(
+            parse_body(br#"{"model":"m","a":{"model":"n"}}"#).is_ok(),
+            "same name in two objects"
+        );
     }
 
     fn endpoint(raw: &str) -> Endpoint {

@@ -188,6 +188,8 @@ pub enum RequestProblem {
     AmbiguousPath(crate::request_path::PathProblem),
     /// The path, the model header and the body name different models.
     ModelMismatch,
+    /// The JSON body names a member twice in one object.
+    DuplicateMember,
 }
 
 impl RequestProblem {
@@ -199,6 +201,7 @@ impl RequestProblem {
             RequestProblem::BadField(_) => "invalid_request",
             RequestProblem::AmbiguousPath(_) => "ambiguous_path",
             RequestProblem::ModelMismatch => "model_mismatch",
+            RequestProblem::DuplicateMember => "duplicate_member",
         }
     }
 
@@ -217,6 +220,10 @@ impl RequestProblem {
                     "The request path is ambiguous: {}. Send the path in its plain form.",
                     p.describe()
                 ),
+            ),
+            RequestProblem::DuplicateMember => (
+                400,
+                "The request body names the same member twice in one object; send each once.".to_string(),
             ),
             RequestProblem::ModelMismatch => (
                 400,

@@ -927,6 +927,10 @@ impl WardenHttp {
                 self.problem(RequestProblem::BadField(f));
                 return false;
             }
+            Err(BodyError::DuplicateMember) => {
+                self.problem(RequestProblem::DuplicateMember);
+                return false;
+            }
         };
         if !obj.contains_key("stream") && Endpoint::ollama_native(&self.path) {
             // Ollama streams unless told not to: the streaming grant applies.

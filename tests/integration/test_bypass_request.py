@@ -423,6 +423,22 @@ def test_tools_inspected_for_every_method(shared, method):
     refused(reply, 403, "tool_not_permitted", r.upstream)
 
 
+DUPLICATES = [
+    b'{"model":"gpt-5-forbidden","model":"mock-gpt","messages":[{"role":"user","content":"hi"}]}',
+    b'{"model":"mock-gpt","model":"gpt-5-forbidden","messages":[{"role":"user","content":"hi"}]}',
+    b'{"model":"mock-gpt","messages":[{"role":"user","content":"hi"}],"tools":[],'
+    b'"tools":[{"type":"function","function":{"name":"delete_database"}}]}',
+]
+
+
+@pytest.mark.parametrize("body", DUPLICATES, ids=["forbidden-first", "forbidden-last", "tools-twice"])
+def test_duplicate_members_are_refused(shared, body):
+    # Parsers disagree on which copy of a member counts (first or last): the body is refused
+    # whole, so the model and tools checked are always the ones served.
+    r = shared("mock-only")
+    refused(h1_request(r.port, body=body, headers=r.auth()), 400, "duplicate_member", r.upstream)
+
+
 # ---------- 4. The authorized model is the served model ----------
 
 def model_from_config():

@@ -56,7 +56,10 @@ fn covered(matches: &[Match], start: usize, end: usize) -> bool {
 }
 
 fn evaluate(split: &str) -> Figures {
-    let path = format!("{}/tests/redaction_eval/{split}.jsonl", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/redaction_eval/{split}.jsonl",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let data = std::fs::read_to_string(&path).expect("evaluation set");
     let detectors = Detectors::all();
     let mut f = Figures::default();
@@ -87,7 +90,10 @@ fn evaluate(split: &str) -> Figures {
                     .iter()
                     .map(|m| format!("{}:{:?}", m.kind.name(), &text[m.start..m.end]))
                     .collect();
-                f.misses.push(format!("{} {typ}/{family} {value:?} in {text:?} got {got:?}", r["id"]));
+                f.misses.push(format!(
+                    "{} {typ}/{family} {value:?} in {text:?} got {got:?}",
+                    r["id"]
+                ));
             }
         }
         for m in &matches {
@@ -123,15 +129,27 @@ fn report(split: &str, f: &Figures) -> (f64, f64, f64) {
     println!("{:<22} {:>7} {:>7} {:>8}", "type", "values", "found", "recall");
     let (mut s, mut p) = ((0, 0), (0, 0));
     for (k, t) in &f.recall {
-        println!("{k:<22} {:>7} {:>7} {:>8.4}", t.values, t.found, ratio(t.found, t.values));
+        println!(
+            "{k:<22} {:>7} {:>7} {:>8.4}",
+            t.values,
+            t.found,
+            ratio(t.found, t.values)
+        );
         if k.contains('/') {
             continue;
         }
-        let acc = if SECRET_TYPES.contains(&k.as_str()) { &mut s } else { &mut p };
+        let acc = if SECRET_TYPES.contains(&k.as_str()) {
+            &mut s
+        } else {
+            &mut p
+        };
         acc.0 += t.found;
         acc.1 += t.values;
     }
-    println!("{:<22} {:>7} {:>7} {:>9}", "detected kind", "spans", "true", "precision");
+    println!(
+        "{:<22} {:>7} {:>7} {:>9}",
+        "detected kind", "spans", "true", "precision"
+    );
     let (mut spans, mut good) = (0, 0);
     for (k, (n, ok)) in &f.precision {
         println!("{k:<22} {n:>7} {ok:>7} {:>9.4}", ratio(*ok, *n));

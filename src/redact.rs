@@ -453,6 +453,9 @@ fn eq_fold(word: &[u8], name: &str) -> bool {
 /// A password name, possibly with a trailing `:` (`Password:`, `пароль:`), a possessive, or
 /// as the last part of a compound (`admin-password`, `db_password`).
 fn names_password(token: &[u8]) -> (bool, bool) {
+    if !(3..=32).contains(&token.len()) {
+        return (false, false);
+    }
     let (word, colon) = match token.strip_suffix(b":") {
         Some(w) => (w, true),
         None => (token, false),
@@ -478,7 +481,12 @@ fn secret_like(v: &[u8]) -> bool {
     let camel = v
         .windows(2)
         .any(|p| matches!(p, [a, b] if a.is_ascii_lowercase() && b.is_ascii_uppercase()));
+    // Dates, versions, addresses and amounts (`2024-01-15`, `v1.2.3`, `10.0.0.1`) are
+    // numbers, not passwords: a value needs two letters, or to be digits only.
+    let letters = v.iter().filter(|b| b.is_ascii_alphabetic()).count();
+    let digits_only = v.iter().all(u8::is_ascii_digit);
     v.len() >= 6
+        && (letters >= 2 || digits_only)
         && (camel
             || v.iter()
                 .any(|b| b.is_ascii_digit() || b"!@#$%^&*_+=~?".contains(b)))
@@ -495,6 +503,16 @@ fn secret_like(v: &[u8]) -> bool {
 /// at most five words for a password's name and a connecting word (or an opening bracket
 /// or quote just before the value).
 fn prose_password_at(s: &[u8], w: usize) -> Option<Match> {
+    // Inside a run (`2024-01-15`, `v1.2.3`) the value can only follow one opening bracket or
+    // quote, or text in a script without spaces: most visited words end here, cheaply.
+    if w > 0 {
+        let p = at(s, w - 1);
+        let opener = matches!(p, b'(' | b'[' | b'"' | b'\'' | b'`');
+        if p < 0x80 && !p.is_ascii_whitespace() && !(opener && (w == 1 || at(s, w - 2).is_ascii_whitespace()))
+        {
+            return None;
+        }
+    }
     // Only where the skipping scan starts word detectors: a first word holding an upper-case
     // letter, digit or `_`, or followed by `-` (so skipping stays equal to trying everywhere).
     let first = span(s, w, is_word);
@@ -513,6 +531,8 @@ fn prose_password_at(s: &[u8], w: usize) -> Option<Match> {
     let opener = match prefix {
         [] => None,
         [o @ (b'(' | b'[' | b'"' | b'\'' | b'`')] => Some(*o),
+        // Inside a word run (`2024-01-15`, `v1.2.3`): most visited words end here, cheaply.
+        _ if prefix.last().is_some_and(|b| *b < 0x80) => return None,
         _ if prefix == "“".as_bytes() || prefix == "«".as_bytes() || prefix == "‘".as_bytes() => {
             Some(b'"')
         }
@@ -573,7 +593,8 @@ fn prose_password_at(s: &[u8], w: usize) -> Option<Match> {
         if token.is_empty() {
             return None;
         }
-        if k == 0 && PASSWORD_JOINED.iter().any(|j| token.ends_with(j.as_bytes())) {
+        let non_ascii = token.last().is_some_and(|b| *b >= 0x80);
+        if k == 0 && non_ascii && PASSWORD_JOINED.iter().any(|j| token.ends_with(j.as_bytes())) {
             return hit(start);
         }
         let (named, colon) = names_password(token);
@@ -710,11 +731,12 @@ const GENERIC_TLDS: [&str; 88] = [
 ];
 
 fn real_tld(tld: &[u8]) -> bool {
-    let lower: Vec<u8> = tld.iter().map(u8::to_ascii_lowercase).collect();
-    if lower.len() == 2 {
-        return CC_TLDS.chunks(2).any(|pair| pair == lower.as_slice());
+    if tld.len() == 2 {
+        return CC_TLDS.chunks(2).any(|pair| pair.eq_ignore_ascii_case(tld));
     }
-    GENERIC_TLDS.iter().any(|t| t.as_bytes() == lower.as_slice())
+    GENERIC_TLDS
+        .iter()
+        .any(|t| t.as_bytes().eq_ignore_ascii_case(tld))
 }
 
 /// The `@` at `at_pos` ends the userinfo of a URL (`scheme://user:pass@host`): the first
@@ -810,13 +832,7 @@ fn luhn(digits: &[u8]) -> bool {
 /// Classifies a run of digit groups: card (Luhn + card grouping), SSN, or phone. `seps`
 /// holds one byte per gap between groups: the separator, or `(` / `)` for a gap that opens
 /// or closes a parenthesis (`+1 (415) 555-0100`, `+44 (0)20 7946 0958`).
-fn classify_number(
-    groups: &[usize],
-    digits: &[u8],
-    seps: &[u8],
-    lead: u8,
-    after_digits: bool,
-) -> Option<Kind> {
+fn classify_number(groups: &[usize], digits: &[u8], seps: &[u8], lead: u8) -> Option<Kind> {
     let n = digits.len();
     let uniform_seps = seps.windows(2).all(|w| w.first() == w.get(1));
     let plain_seps = |allowed: &[u8]| uniform_seps && seps.iter().all(|c| allowed.contains(c));
@@ -852,12 +868,13 @@ fn classify_number(
         b'(' => {
             (10..=11).contains(&n) && seps.first() == Some(&b')') && !seps.iter().skip(1).any(|c| *c == b'(')
         }
-        // A trunk or international prefix 0 does not start in the middle of digit groups
-        // (`DE89 3704 0044 0532 ...`).
-        _ if seps.is_empty() || (first == 0 && after_digits) => false,
-        // `0044 20 7946 0958`: the international prefix without `+`.
+        _ if seps.is_empty() => false,
+        // `0044 20 7946 0958`: the international prefix without `+`; the number after the
+        // country code drops its trunk 0 (so `... 0044 0532 0130 01` is not one).
         _ if first == 0 && second == 0 => {
-            (11..=17).contains(&n) && at(digits, 2) != 0 && !seps.contains(&b'(')
+            let cc_group = usize::from(groups.first() == Some(&2));
+            let after_cc: usize = groups.iter().take(cc_group + 1).sum();
+            (11..=17).contains(&n) && at(digits, 2) != 0 && at(digits, after_cc) != 0 && !seps.contains(&b'(')
         }
         // National numbers with their trunk 0: `020 7946 0958`, `030 1234567`, `01 23 45 67 89`,
         // `03-1234-5678`, in groups that all use one separator.
@@ -866,6 +883,8 @@ fn classify_number(
                 && (2..=5).contains(groups.first().unwrap_or(&0))
                 && plain_seps(b" -./")
                 && groups.iter().all(|g| *g >= 2)
+                // Pairs end a number only in the all-pairs style (`01 23 45 67 89`).
+                && (groups.last().is_some_and(|g| *g >= 3) || groups.iter().all(|g| *g == 2))
         }
         // NANP without country code: 415-555-0100, 415 555 0100, 415.555.0100.
         _ => groups == [3, 3, 4] && first >= 2 && plain_seps(b" -."),
@@ -889,23 +908,35 @@ fn number_at(s: &[u8], i: usize) -> Option<Match> {
             return inner;
         }
     }
-    let after_digits = i >= 2 && matches!(at(s, i - 1), b' ' | b'-' | b'/') && at(s, i - 2).is_ascii_digit();
     let mut j = if b == b'+' || b == b'(' { i + 1 } else { i };
     let mut open = b == b'(';
-    let mut digits = Vec::new();
-    let mut seps = Vec::new();
-    let mut groups = Vec::new();
+    // On the stack: no kind has more than 19 digits, so neither do candidates.
+    const MAX: usize = 19;
+    let (mut digits, mut nd) = ([0u8; MAX], 0);
+    let (mut groups, mut seps, mut ng) = ([0usize; MAX], [0u8; MAX], 0);
     // (end of group, digits so far, groups so far)
-    let mut ends: Vec<(usize, usize, usize)> = Vec::new();
-    while digits.len() <= 19 {
+    let mut ends = [(0usize, 0usize, 0usize); MAX];
+    loop {
         let g = span(s, j, |c| c.is_ascii_digit());
-        if g == 0 {
+        if g == 0 || nd + g > MAX {
             break;
         }
-        digits.extend(s.get(j..j + g).unwrap_or_default().iter().map(|d| d - b'0'));
-        groups.push(g);
+        for (slot, d) in digits
+            .iter_mut()
+            .skip(nd)
+            .zip(s.get(j..j + g).unwrap_or_default())
+        {
+            *slot = d - b'0';
+        }
+        nd += g;
+        if let Some(slot) = groups.get_mut(ng) {
+            *slot = g;
+        }
         j += g;
-        ends.push((j, digits.len(), groups.len()));
+        if let Some(slot) = ends.get_mut(ng) {
+            *slot = (j, nd, ng + 1);
+        }
+        ng += 1;
         // The gap to the next group: one separator, a closing parenthesis (then maybe a
         // space or dash), or an opening one (maybe after a space).
         let c = at(s, j);
@@ -920,10 +951,12 @@ fn number_at(s: &[u8], i: usize) -> Option<Match> {
             break;
         }
         open = sep == b'(';
-        seps.push(sep);
+        if let Some(slot) = seps.get_mut(ng - 1) {
+            *slot = sep;
+        }
         j += step;
     }
-    ends.iter().rev().find_map(|&(end, nd, ng)| {
+    ends.get(..ng)?.iter().rev().find_map(|&(end, nd, ng)| {
         if is_word(at(s, end)) {
             return None;
         }
@@ -932,7 +965,6 @@ fn number_at(s: &[u8], i: usize) -> Option<Match> {
             digits.get(..nd).unwrap_or_default(),
             seps.get(..ng.saturating_sub(1)).unwrap_or_default(),
             b,
-            after_digits,
         )
         .map(|kind| found(i, end, kind))
     })

@@ -6,6 +6,8 @@
 //!
 //! `cargo test --test redaction_eval -- --nocapture` shows the figures.
 
+mod formats;
+
 use llm_warden::redact::{Detectors, Match};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -176,6 +178,8 @@ fn redaction_figures_on_the_evaluation_set() {
     report("dev", &dev);
     let test = evaluate("test");
     let (secret, pii, precision) = report("test", &test);
-    // The floor the frozen test split meets (see README.md for the figures).
-    assert!(secret >= 0.0 && pii >= 0.0 && precision >= 0.0);
+    // The floor the frozen test split meets (the targets; figures in README.md).
+    assert!(secret >= 1.0, "secret recall {secret}");
+    assert!(pii >= 0.99, "PII recall {pii}");
+    assert!(precision >= 0.99, "precision {precision}");
 }

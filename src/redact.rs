@@ -394,8 +394,9 @@ fn assignment_at(s: &[u8], sep: usize) -> Option<Match> {
 
 /// Words that name a password, lower case (ASCII letters folded; the others as written,
 /// capitalised forms listed).
-const PASSWORD_WORDS: [&str; 27] = [
+const PASSWORD_WORDS: [&str; 28] = [
     "password",
+    "pw",
     "passwords",
     "passwort",
     "passwd",
@@ -453,7 +454,7 @@ fn eq_fold(word: &[u8], name: &str) -> bool {
 /// A password name, possibly with a trailing `:` (`Password:`, `пароль:`), a possessive, or
 /// as the last part of a compound (`admin-password`, `db_password`).
 fn names_password(token: &[u8]) -> (bool, bool) {
-    if !(3..=32).contains(&token.len()) {
+    if !(2..=32).contains(&token.len()) {
         return (false, false);
     }
     let (word, colon) = match token.strip_suffix(b":") {
@@ -1747,6 +1748,7 @@ mod tests {
         one("Пароль: Falcon2031$", Kind::Password, "Falcon2031$");
         one("密码是Tiger1345*，请尽快修改。", Kind::Password, "Tiger1345*");
         one("Le mot de passe est Orange77#x", Kind::Password, "Orange77#x");
+        one("my pw: Xy7pq2zz", Kind::Password, "Xy7pq2zz");
         one(
             "network={\n  psk=\"Qlc-zc!6arlvI^5\"\n}",
             Kind::Password,

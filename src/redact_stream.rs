@@ -7,7 +7,11 @@
 //! separated runs, K being the widest span of any enabled detector, and never inside a
 //! possible match (nor an unterminated private-key block). So a secret split across any
 //! number of events or network chunks is redacted as a whole, and the output does not depend
-//! on how the body was chunked. Held text is flushed at the end of its field or stream.
+//! on how the body was chunked. Held text is flushed at the end of its field or stream: a
+//! clean end (the body's framing, `[DONE]`, `message_stop`, `response.completed`, a
+//! `finish_reason`, NDJSON `done`) flushes it exactly as whole-text redaction would, so JSON,
+//! SSE, NDJSON and text agree; only a stream cut without its terminator (or stopped by the
+//! filter) withholds a trailing partial secret as `[REDACTED:partial]`.
 
 use crate::redact::{count, Counts, Detectors, Match, Replacement};
 use serde_json::Value;

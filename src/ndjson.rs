@@ -6,7 +6,7 @@
 //! deltas, so a secret split across lines is caught too. Usage is the final `done: true`
 //! line's `prompt_eval_count + eval_count`.
 
-use crate::redact_stream::{Redactor, TextStream};
+use crate::redact_stream::{End, Redactor, TextStream};
 use crate::sse_pipeline::StreamOptions;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -128,6 +128,8 @@ pub struct NdjsonPipeline {
     blocked: Option<String>,
     ended: bool,
     uninspectable: bool,
+    /// The `done: true` line came: the end of the body is a clean end, not a cut.
+    done: bool,
 }
 
 impl NdjsonPipeline {
@@ -140,6 +142,7 @@ impl NdjsonPipeline {
             blocked: None,
             ended: false,
             uninspectable: false,
+            done: false,
         }
     }
 
@@ -180,14 +183,16 @@ impl NdjsonPipeline {
             self.uninspectable = true;
             self.ended = true;
             if let Some(r) = redactor.as_deref_mut() {
-                self.flush(&[], r, &mut out);
+                self.flush(&[], r, &mut out, End::Cut);
             }
             out.extend(self.error_line("The upstream response could not be inspected and was withheld."));
             return out;
         }
         if end_of_stream {
             if let Some(r) = redactor {
-                self.flush(&[], r, &mut out);
+                // Without the `done` line the stream was cut.
+                let end = if self.done { End::Clean } else { End::Cut };
+                self.flush(&[], r, &mut out, end);
             }
         }
         out
@@ -215,7 +220,7 @@ impl NdjsonPipeline {
                     if enforce {
                         self.ended = true;
                         if let Some(r) = redactor {
-                            self.flush(&[], r, out);
+                            self.flush(&[], r, out, End::Cut);
                         }
                         out.extend(self.replacement(&tool, mode));
                         return;
@@ -265,8 +270,9 @@ impl NdjsonPipeline {
         let done = v.get("done").and_then(Value::as_bool) == Some(true);
         if done {
             // Held text of fields this final line lacks goes out before it.
+            self.done = true;
             let mut flushed = Vec::new();
-            self.flush(&present, r, &mut flushed);
+            self.flush(&present, r, &mut flushed, End::Clean);
             if enforce {
                 out.extend(flushed);
             }
@@ -292,7 +298,7 @@ impl NdjsonPipeline {
     }
 
     /// Emits the held text of every field not in `except`, as synthesized lines.
-    fn flush(&mut self, except: &[&str], r: &mut Redactor, out: &mut Vec<u8>) {
+    fn flush(&mut self, except: &[&str], r: &mut Redactor, out: &mut Vec<u8>, end: End) {
         let keys: Vec<&'static str> = self
             .fields
             .keys()
@@ -303,7 +309,10 @@ impl NdjsonPipeline {
             let Some(stream) = self.fields.get_mut(key) else {
                 continue;
             };
-            let text = r.flush(stream);
+            let text = match end {
+                End::Clean => r.flush(stream),
+                End::Cut => r.flush_cut(stream),
+            };
             if text.is_empty() || self.opts.redaction != Some(true) {
                 continue;
             }

@@ -108,9 +108,11 @@ impl Kind {
         match self {
             Kind::PaymentCard => 5,
             Kind::Iban => 9,
-            Kind::Phone => 5,
-            Kind::Password | Kind::AwsSecretKey => 4,
-            Kind::UsSsn => 1,
+            // `+33 6 12 34 56 78`
+            Kind::Phone => 7,
+            // `the password for the staging database is X`, `psk="four word pass phrase"`
+            Kind::Password | Kind::AwsSecretKey => 8,
+            Kind::UsSsn => 3,
             _ => 1,
         }
     }
@@ -280,7 +282,8 @@ fn private_key_at(s: &[u8], start: usize) -> Option<Pem> {
         return Some(Pem::Unclosed);
     };
     let label = s.get(start + 11..header_end).unwrap_or_default();
-    if !label.ends_with(b"PRIVATE KEY") || label.len() > 40 {
+    // `RSA PRIVATE KEY`, `OPENSSH PRIVATE KEY`, `PGP PRIVATE KEY BLOCK`, ...
+    if find(label, b"PRIVATE KEY").is_none() || label.len() > 40 {
         return Some(Pem::Other(header_end));
     }
     let tail = s
@@ -298,10 +301,14 @@ fn private_key_at(s: &[u8], start: usize) -> Option<Pem> {
     })
 }
 
-const SECRET_KEYS: [&str; 14] = [
+const SECRET_KEYS: [&str; 19] = [
     "password",
     "passwd",
+    "passphrase",
     "pwd",
+    "pass",
+    "psk",
+    "token",
     "secret",
     "client_secret",
     "api_key",
@@ -313,7 +320,11 @@ const SECRET_KEYS: [&str; 14] = [
     "private_key",
     "aws_secret_access_key",
     "db_password",
+    "credentials",
 ];
+
+/// Key names that also end a longer key without a separator (`PGPASSWORD`, `MYPASSWD`).
+const GLUED_KEYS: [&str; 3] = ["password", "passwd", "passphrase"];
 
 /// `password = value`, `"api_key": "value"`, `AWS_SECRET_ACCESS_KEY=...`: the value only.
 /// Triggered by `=` and `:` at `sep`; looks back at the key before them (fast on prose).
@@ -341,7 +352,9 @@ fn assignment_at(s: &[u8], sep: usize) -> Option<Match> {
             && word
                 .get(word.len() - k.len()..)
                 .is_some_and(|tail| tail.eq_ignore_ascii_case(k))
-            && (word.len() == k.len() || matches!(at(word, word.len() - k.len() - 1), b'_' | b'-' | b'.'))
+            && (word.len() == k.len()
+                || matches!(at(word, word.len() - k.len() - 1), b'_' | b'-' | b'.')
+                || GLUED_KEYS.iter().any(|g| g.as_bytes() == k))
     })?;
     let mut j = sep + 1;
     j += span(s, j, |b| b == b' ' || b == b'\t');
@@ -358,7 +371,10 @@ fn assignment_at(s: &[u8], sep: usize) -> Option<Match> {
     };
     // Short or placeholder values are not secrets ("password: yes", "secret: <redacted>").
     let value = s.get(vstart..vstart + vlen).unwrap_or_default();
-    let placeholder = value.starts_with(b"[REDACTED") || value.starts_with(b"<") || value.starts_with(b"$");
+    // A masked value (`********`, `xxxxxx`) is one byte repeated.
+    let masked = value.first().is_some_and(|f| value.iter().all(|b| b == f));
+    let placeholder =
+        value.starts_with(b"[REDACTED") || value.starts_with(b"<") || value.starts_with(b"$") || masked;
     if vlen < 6 || placeholder {
         return None;
     }
@@ -376,8 +392,410 @@ fn assignment_at(s: &[u8], sep: usize) -> Option<Match> {
     })
 }
 
+/// Words that name a password, lower case (ASCII letters folded; the others as written,
+/// capitalised forms listed).
+const PASSWORD_WORDS: [&str; 28] = [
+    "password",
+    "pw",
+    "passwords",
+    "passwort",
+    "passwd",
+    "passcode",
+    "passphrase",
+    "pwd",
+    "kennwort",
+    "wachtwoord",
+    "contraseña",
+    "contrasena",
+    "senha",
+    "hasło",
+    "haslo",
+    "parola",
+    "пароль",
+    "Пароль",
+    "şifre",
+    "Şifre",
+    "sifre",
+    "lösenord",
+    "adgangskode",
+    "salasana",
+    "heslo",
+    "jelszó",
+    "lozinka",
+    "wifi-password",
+];
+
+/// Words between a password's name and its value that announce the value.
+const PASSWORD_CONNECTORS: [&str; 30] = [
+    "is", "was", "are", "be", "to", "now", "=", ":", "-", "—", "–", "->", "=>", "→", "ist", "lautet", "wird",
+    "est", "sera", "es", "será", "é", "è", "jest", "to:", "är", "er", "on", "je", "este",
+];
+
+/// Run endings before a value in scripts written without spaces.
+const PASSWORD_JOINED: [&str; 12] = [
+    "密码是",
+    "密码为",
+    "密码：",
+    "密码:",
+    "口令是",
+    "口令：",
+    "パスワードは",
+    "パスワード：",
+    "パスワード:",
+    "비밀번호는",
+    "비밀번호:",
+    "비밀번호：",
+];
+
+fn eq_fold(word: &[u8], name: &str) -> bool {
+    word.eq_ignore_ascii_case(name.as_bytes())
+}
+
+/// A password name, possibly with a trailing `:` (`Password:`, `пароль:`), a possessive, or
+/// as the last part of a compound (`admin-password`, `db_password`).
+fn names_password(token: &[u8]) -> (bool, bool) {
+    if !(2..=32).contains(&token.len()) {
+        return (false, false);
+    }
+    let (word, colon) = match token.strip_suffix(b":") {
+        Some(w) => (w, true),
+        None => (token, false),
+    };
+    let word = word
+        .strip_suffix(b"'s")
+        .or_else(|| word.strip_suffix("’s".as_bytes()))
+        .unwrap_or(word);
+    let last = word
+        .iter()
+        .rposition(|b| matches!(b, b'-' | b'_'))
+        .and_then(|p| word.get(p + 1..))
+        .unwrap_or(word);
+    let named = PASSWORD_WORDS
+        .iter()
+        .any(|n| eq_fold(word, n) || eq_fold(last, n));
+    (named, colon)
+}
+
+/// Looks like a generated or chosen secret rather than a word: a digit, a symbol, or a
+/// capital right after a small letter (`xLN6`, not `Case-Sensitive`).
+fn secret_like(v: &[u8]) -> bool {
+    let camel = v
+        .windows(2)
+        .any(|p| matches!(p, [a, b] if a.is_ascii_lowercase() && b.is_ascii_uppercase()));
+    // Dates, versions, addresses and amounts (`2024-01-15`, `v1.2.3`, `10.0.0.1`) are
+    // numbers, not passwords: a value needs two letters, or to be digits only.
+    let letters = v.iter().filter(|b| b.is_ascii_alphabetic()).count();
+    let digits_only = v.iter().all(u8::is_ascii_digit);
+    v.len() >= 6
+        && (letters >= 2 || digits_only)
+        && (camel
+            || v.iter()
+                .any(|b| b.is_ascii_digit() || b"!@#$%^&*_+=~?".contains(b)))
+        && !v.starts_with(b"<")
+        && !v.starts_with(b"$")
+        && !v.starts_with(b"{")
+        && !v.starts_with(b"[REDACTED")
+        && !v.starts_with(b"http")
+        && !v.first().is_some_and(|f| v.iter().all(|b| b == f))
+}
+
+/// A password disclosed in prose, at word start `w` of its value: "the temporary password
+/// is X", "admin password (X)", "Das Passwort lautet X", "пароль: X", "密码是X". Looks back
+/// at most five words for a password's name and a connecting word (or an opening bracket
+/// or quote just before the value).
+fn prose_password_at(s: &[u8], w: usize) -> Option<Match> {
+    // Inside a run (`2024-01-15`, `v1.2.3`) the value can only follow one opening bracket or
+    // quote, or text in a script without spaces: most visited words end here, cheaply.
+    if w > 0 {
+        let p = at(s, w - 1);
+        let opener = matches!(p, b'(' | b'[' | b'"' | b'\'' | b'`');
+        if p < 0x80 && !p.is_ascii_whitespace() && !(opener && (w == 1 || at(s, w - 2).is_ascii_whitespace()))
+        {
+            return None;
+        }
+    }
+    // Only where the skipping scan starts word detectors: a first word holding an upper-case
+    // letter, digit or `_`, or followed by `-` (so skipping stays equal to trying everywhere).
+    let first = span(s, w, is_word);
+    let visited = s.get(w..w + first).is_some_and(|word| {
+        word.iter()
+            .any(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_')
+    }) || at(s, w + first) == b'-';
+    if !visited {
+        return None;
+    }
+    let mut run_start = w;
+    while run_start > 0 && !at(s, run_start - 1).is_ascii_whitespace() && w - run_start < 32 {
+        run_start -= 1;
+    }
+    let prefix = s.get(run_start..w)?;
+    let opener = match prefix {
+        [] => None,
+        [o @ (b'(' | b'[' | b'"' | b'\'' | b'`')] => Some(*o),
+        // Inside a word run (`2024-01-15`, `v1.2.3`): most visited words end here, cheaply.
+        _ if prefix.last().is_some_and(|b| *b < 0x80) => return None,
+        _ if prefix == "“".as_bytes() || prefix == "«".as_bytes() || prefix == "‘".as_bytes() => {
+            Some(b'"')
+        }
+        _ => {
+            let joined = PASSWORD_JOINED.iter().any(|j| prefix.ends_with(j.as_bytes()));
+            if !joined {
+                return None;
+            }
+            Some(0)
+        }
+    };
+    // The value: up to whitespace, non-ASCII text or the closing bracket / quote.
+    let closer = match opener {
+        Some(b'(') => b')',
+        Some(b'[') => b']',
+        Some(b'"') => b'"',
+        Some(o) if o != 0 => o,
+        _ => 0,
+    };
+    let mut len = span(s, w, |b| {
+        !b.is_ascii_whitespace() && b < 0x80 && (closer == 0 || b != closer)
+    });
+    if closer == 0 {
+        // Clause punctuation and unbalanced closing brackets after a bare value.
+        while len > 0 && matches!(at(s, w + len - 1), b',' | b';' | b')' | b']' | b'"' | b'\'') {
+            len -= 1;
+        }
+    }
+    let value = s.get(w..w + len)?;
+    if !secret_like(value) {
+        return None;
+    }
+    let hit = |ctx: usize| {
+        Some(Match {
+            start: w,
+            end: w + len,
+            kind: Kind::Password,
+            label: None,
+            ctx,
+        })
+    };
+    if opener == Some(0) {
+        return hit(run_start);
+    }
+    // Up to six words back: the name, then fillers and connectors; the word just before the
+    // value connects (or the value is bracketed, or the name ends with `:`).
+    let mut end = run_start;
+    let mut connected = opener.is_some();
+    for k in 0..6 {
+        while end > 0 && at(s, end - 1).is_ascii_whitespace() {
+            end -= 1;
+        }
+        let mut start = end;
+        while start > 0 && !at(s, start - 1).is_ascii_whitespace() && end - start < 40 {
+            start -= 1;
+        }
+        let token = s.get(start..end)?;
+        if token.is_empty() {
+            return None;
+        }
+        let non_ascii = token.last().is_some_and(|b| *b >= 0x80);
+        if k == 0 && non_ascii && PASSWORD_JOINED.iter().any(|j| token.ends_with(j.as_bytes())) {
+            return hit(start);
+        }
+        let (named, colon) = names_password(token);
+        if named {
+            // "mot de passe" is named by its last word only after "de".
+            let strong = value.len() >= 8
+                && value.iter().any(u8::is_ascii_digit)
+                && value.iter().any(u8::is_ascii_alphabetic);
+            return (connected || (colon && k == 0) || (k == 0 && strong))
+                .then(|| hit(start))
+                .flatten();
+        }
+        if eq_fold(token, "passe") && k <= 3 {
+            let before = s.get(..start).unwrap_or_default().trim_ascii_end();
+            if before.len() >= 6
+                && before
+                    .get(before.len() - 6..)
+                    .is_some_and(|t| eq_fold(t, "mot de"))
+            {
+                return connected.then(|| hit(start)).flatten();
+            }
+        }
+        let connector =
+            PASSWORD_CONNECTORS.iter().any(|c| eq_fold(token, c)) || (token.ends_with(b":") && k == 0);
+        if k == 0 {
+            connected |= connector;
+        }
+        // Fillers are plain words: no sentence ends between the name and the value.
+        if !connector && (token.len() > 16 || matches!(token.last(), Some(b'.' | b',' | b'!' | b'?' | b';')))
+        {
+            return None;
+        }
+        end = start;
+    }
+    None
+}
+
+/// ISO 3166 two-letter country codes in use as ccTLDs (and `uk`, `eu`, `ac`, `su`), as one
+/// string of pairs. A file extension such as `js` or `gz` is not among them.
+const CC_TLDS: &[u8] = b"acadaeafagaialamaoaqarasatauawaxazbabbbdbebfbgbhbibjbmbnbobqbrbsbtbwbybzcacccdcfcgchcickclcmcncocrcucvcwcxcyczdedjdkdmdodzeceeegereseteufifjfkfmfofrgagbgdgegfggghgiglgmgngpgqgrgsgtgugwgyhkhmhnhrhthuidieiliminioiqirisitjejmjojpkekgkhkikmknkpkrkwkykzlalblclilklrlsltlulvlymamcmdmemgmhmkmlmmmnmompmqmrmsmtmumvmwmxmymznancnenfngninlnonpnrnunzompapepfpgphpkplpmpnprpsptpwpyqarerorsrurwsasbscsdsesgshsisjskslsmsnsosrssstsusvsxsysztctdtftgthtjtktltmtntotrtttvtwtzuaugukusuyuzvavcvevgvivnvuwfwsyeytzazmzw";
+
+/// Generic TLDs with three or more letters that mail is commonly sent to. A name outside
+/// both lists (`png`, `webp`, `json`, `local`) does not make an address: `logo@2x.png` is a
+/// file name.
+const GENERIC_TLDS: [&str; 88] = [
+    "com",
+    "net",
+    "org",
+    "edu",
+    "gov",
+    "mil",
+    "int",
+    "info",
+    "biz",
+    "name",
+    "pro",
+    "aero",
+    "coop",
+    "museum",
+    "mobi",
+    "asia",
+    "tel",
+    "travel",
+    "jobs",
+    "cat",
+    "app",
+    "dev",
+    "page",
+    "cloud",
+    "tech",
+    "online",
+    "site",
+    "store",
+    "shop",
+    "blog",
+    "email",
+    "mail",
+    "xyz",
+    "top",
+    "club",
+    "live",
+    "news",
+    "media",
+    "agency",
+    "design",
+    "studio",
+    "digital",
+    "solutions",
+    "services",
+    "systems",
+    "network",
+    "group",
+    "global",
+    "world",
+    "today",
+    "life",
+    "space",
+    "website",
+    "company",
+    "center",
+    "consulting",
+    "software",
+    "energy",
+    "finance",
+    "capital",
+    "bank",
+    "insurance",
+    "law",
+    "legal",
+    "health",
+    "care",
+    "academy",
+    "school",
+    "university",
+    "education",
+    "science",
+    "institute",
+    "foundation",
+    "events",
+    "team",
+    "social",
+    "chat",
+    "expert",
+    "tools",
+    "works",
+    "zone",
+    "city",
+    "london",
+    "berlin",
+    "paris",
+    "tokyo",
+    "nyc",
+    "swiss",
+];
+
+fn real_tld(tld: &[u8]) -> bool {
+    if tld.len() == 2 {
+        return CC_TLDS.chunks(2).any(|pair| pair.eq_ignore_ascii_case(tld));
+    }
+    GENERIC_TLDS
+        .iter()
+        .any(|t| t.as_bytes().eq_ignore_ascii_case(tld))
+}
+
+/// The `@` at `at_pos` ends the userinfo of a URL (`scheme://user:pass@host`): the first
+/// `/` back from it, within its run, is the second slash of `://`.
+fn in_url_authority(s: &[u8], at_pos: usize) -> bool {
+    let mut k = at_pos;
+    let floor = at_pos.saturating_sub(512);
+    while k > floor {
+        let b = at(s, k - 1);
+        if b.is_ascii_whitespace() || matches!(b, b'"' | b'\'' | b'<' | b'>' | b'`') {
+            return false;
+        }
+        if b == b'/' {
+            return k >= 3 && at(s, k - 2) == b'/' && at(s, k - 3) == b':';
+        }
+        k -= 1;
+    }
+    false
+}
+
+/// The password of `scheme://user:password@host` around the `:` at `colon` (the one ending
+/// the scheme). The user name stays: it names an account, the password opens it.
+fn url_password_at(s: &[u8], colon: usize) -> Option<Match> {
+    if at(s, colon + 1) != b'/' || at(s, colon + 2) != b'/' {
+        return None;
+    }
+    let scheme_char = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.');
+    let mut k = colon;
+    while k > 0 && scheme_char(at(s, k - 1)) {
+        k -= 1;
+    }
+    if colon - k < 2 || !at(s, k).is_ascii_alphabetic() {
+        return None;
+    }
+    let user_start = colon + 3;
+    // The authority ends at the path, query, fragment, whitespace or a quote; its last `@`
+    // ends the userinfo (an unencoded `@` in a password comes before it).
+    let len = span(s, user_start, |b| {
+        !b.is_ascii_whitespace()
+            && !matches!(b, b'/' | b'?' | b'#' | b'"' | b'\'' | b'<' | b'>' | b'`' | b'\\')
+    });
+    let authority = s.get(user_start..user_start + len)?;
+    let at_rel = authority.iter().rposition(|b| *b == b'@')?;
+    let colon_rel = authority.get(..at_rel)?.iter().position(|b| *b == b':')?;
+    (at_rel > colon_rel + 1).then(|| Match {
+        start: user_start + colon_rel + 1,
+        end: user_start + at_rel,
+        kind: Kind::Password,
+        label: None,
+        ctx: k,
+    })
+}
+
 /// An email address around the `@` at `at_pos`.
 fn email_at(s: &[u8], at_pos: usize) -> Option<Match> {
+    if in_url_authority(s, at_pos) {
+        return None;
+    }
     let local = |b: u8| b.is_ascii_alphanumeric() || b"._%+-".contains(&b);
     let domain = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
     let mut l = 0;
@@ -390,12 +808,10 @@ fn email_at(s: &[u8], at_pos: usize) -> Option<Match> {
     while dom.last() == Some(&b'.') {
         dom = dom.get(..dom.len() - 1).unwrap_or_default();
     }
-    let tld_ok = dom.iter().rposition(|b| *b == b'.').is_some_and(|p| {
-        dom.len() - p > 2
-            && dom
-                .get(p + 1..)
-                .is_some_and(|t| t.iter().all(u8::is_ascii_alphabetic))
-    });
+    let tld_ok = dom
+        .iter()
+        .rposition(|b| *b == b'.')
+        .is_some_and(|p| p > 0 && dom.get(p + 1..).is_some_and(real_tld));
     (l >= 1 && tld_ok && at(s, start) != b'.').then(|| found(start, at_pos + 1 + dom.len(), Kind::Email))
 }
 
@@ -414,32 +830,26 @@ fn luhn(digits: &[u8]) -> bool {
     sum.is_multiple_of(10)
 }
 
-/// Classifies a run of digit groups: card (Luhn + card grouping), SSN, or phone.
-fn classify_number(text: &[u8], digits: &[u8], seps: &[u8], lead: u8) -> Option<Kind> {
+/// Classifies a run of digit groups: card (Luhn + card grouping), SSN, or phone. `seps`
+/// holds one byte per gap between groups: the separator, or `(` / `)` for a gap that opens
+/// or closes a parenthesis (`+1 (415) 555-0100`, `+44 (0)20 7946 0958`).
+fn classify_number(groups: &[usize], digits: &[u8], seps: &[u8], lead: u8) -> Option<Kind> {
     let n = digits.len();
     let uniform_seps = seps.windows(2).all(|w| w.first() == w.get(1));
+    let plain_seps = |allowed: &[u8]| uniform_seps && seps.iter().all(|c| allowed.contains(c));
     // Separated card numbers come in card-like groups: 4-4-4-4(-3), 4-6-5 or 4-6-4.
-    let groups: Vec<usize> = text
-        .split(|c: &u8| !c.is_ascii_digit())
-        .filter(|g| !g.is_empty())
-        .map(<[u8]>::len)
-        .collect();
-    let card_groups = seps.is_empty()
-        || matches!(
-            groups.as_slice(),
-            [4, 4, 4, 4] | [4, 4, 4, 4, 3] | [4, 6, 5] | [4, 6, 4]
-        );
+    let card_groups =
+        seps.is_empty() || matches!(groups, [4, 4, 4, 4] | [4, 4, 4, 4, 3] | [4, 6, 5] | [4, 6, 4]);
     if (13..=19).contains(&n)
         && luhn(digits)
         && matches!(digits.first(), Some(2..=6))
-        && seps.iter().all(|c| *c == b' ' || *c == b'-')
-        && uniform_seps
+        && plain_seps(b" -")
         && card_groups
         && lead.is_ascii_digit()
     {
         return Some(Kind::PaymentCard);
     }
-    if n == 9 && text.len() == 11 && at(text, 3) == b'-' && at(text, 6) == b'-' {
+    if groups == [3, 2, 4] && lead.is_ascii_digit() && plain_seps(b"- .") {
         let num = |r: std::ops::Range<usize>| {
             digits
                 .get(r)
@@ -450,13 +860,37 @@ fn classify_number(text: &[u8], digits: &[u8], seps: &[u8], lead: u8) -> Option<
         let (area, group, serial) = (num(0..3), num(3..5), num(5..9));
         return (area != 0 && area != 666 && area < 900 && group != 0 && serial != 0).then_some(Kind::UsSsn);
     }
-    // Phones: international with +, or grouped: (555) 123-4567 / 555-123-4567 / 555 123 4567.
-    // Without + or ( only the NANP shape 555-123-4567 / 555 123 4567 counts.
-    let shaped = lead == b'+' || lead == b'(' || groups.as_slice() == [3, 3, 4];
-    if (10..=15).contains(&n) && !seps.contains(&b'.') && shaped {
-        return Some(Kind::Phone);
-    }
-    None
+    let first = digits.first().copied().unwrap_or(0);
+    let second = digits.get(1).copied().unwrap_or(0);
+    let shaped = match lead {
+        // International with `+`: E.164 allows up to 15 digits.
+        b'+' => (9..=15).contains(&n),
+        // `(415) 555-0100`, `(020) 7946 0958`: the parenthesis closes after the area code.
+        b'(' => {
+            (10..=11).contains(&n) && seps.first() == Some(&b')') && !seps.iter().skip(1).any(|c| *c == b'(')
+        }
+        _ if seps.is_empty() => false,
+        // `0044 20 7946 0958`: the international prefix without `+`; the number after the
+        // country code drops its trunk 0 (so `... 0044 0532 0130 01` is not one).
+        _ if first == 0 && second == 0 => {
+            let cc_group = usize::from(groups.first() == Some(&2));
+            let after_cc: usize = groups.iter().take(cc_group + 1).sum();
+            (11..=17).contains(&n) && at(digits, 2) != 0 && at(digits, after_cc) != 0 && !seps.contains(&b'(')
+        }
+        // National numbers with their trunk 0: `020 7946 0958`, `030 1234567`, `01 23 45 67 89`,
+        // `03-1234-5678`, in groups that all use one separator.
+        _ if first == 0 => {
+            (10..=11).contains(&n)
+                && (2..=5).contains(groups.first().unwrap_or(&0))
+                && plain_seps(b" -./")
+                && groups.iter().all(|g| *g >= 2)
+                // Pairs end a number only in the all-pairs style (`01 23 45 67 89`).
+                && (groups.last().is_some_and(|g| *g >= 3) || groups.iter().all(|g| *g == 2))
+        }
+        // NANP without country code: 415-555-0100, 415 555 0100, 415.555.0100.
+        _ => groups == [3, 3, 4] && first >= 2 && plain_seps(b" -."),
+    };
+    shaped.then_some(Kind::Phone)
 }
 
 /// Digit groups with separators at `i`: payment cards, SSNs and phone numbers. Groups are
@@ -465,40 +899,72 @@ fn classify_number(text: &[u8], digits: &[u8], seps: &[u8], lead: u8) -> Option<
 fn number_at(s: &[u8], i: usize) -> Option<Match> {
     let b = at(s, i);
     let starts = b.is_ascii_digit() || ((b == b'+' || b == b'(') && at(s, i + 1).is_ascii_digit());
-    if !starts || (i > 0 && (is_word(at(s, i - 1)) || matches!(at(s, i - 1), b'.' | b'-' | b'+' | b'('))) {
+    if !starts || (i > 0 && (is_word(at(s, i - 1)) || matches!(at(s, i - 1), b'.' | b'-' | b'+'))) {
         return None;
     }
-    let mut j = if b == b'+' || b == b'(' { i + 1 } else { i };
-    let mut digits = Vec::new();
-    let mut seps = Vec::new();
-    // (end of group, digits so far, separators so far)
-    let mut ends: Vec<(usize, usize, usize)> = Vec::new();
-    while digits.len() <= 19 {
-        let g = span(s, j, |c| c.is_ascii_digit());
-        if g == 0 {
-            break;
-        }
-        digits.extend(s.get(j..j + g).unwrap_or_default().iter().map(|d| d - b'0'));
-        j += g;
-        ends.push((j, digits.len(), seps.len()));
-        let c = at(s, j);
-        let step = if c == b')' && at(s, j + 1) == b' ' { 2 } else { 1 };
-        if matches!(c, b' ' | b'-' | b'.' | b')') && at(s, j + step).is_ascii_digit() {
-            seps.push(c);
-            j += step;
-        } else {
-            break;
+    if b == b'(' {
+        // A card or SSN in parentheses is the number inside them, not a phone's area code.
+        let inner = number_at(s, i + 1).filter(|m| matches!(m.kind, Kind::PaymentCard | Kind::UsSsn));
+        if inner.is_some() {
+            return inner;
         }
     }
-    ends.iter().rev().find_map(|&(end, nd, ns)| {
+    let mut j = if b == b'+' || b == b'(' { i + 1 } else { i };
+    let mut open = b == b'(';
+    // On the stack: no kind has more than 19 digits, so neither do candidates.
+    const MAX: usize = 19;
+    let (mut digits, mut nd) = ([0u8; MAX], 0);
+    let (mut groups, mut seps, mut ng) = ([0usize; MAX], [0u8; MAX], 0);
+    // (end of group, digits so far, groups so far)
+    let mut ends = [(0usize, 0usize, 0usize); MAX];
+    loop {
+        let g = span(s, j, |c| c.is_ascii_digit());
+        if g == 0 || nd + g > MAX {
+            break;
+        }
+        for (slot, d) in digits
+            .iter_mut()
+            .skip(nd)
+            .zip(s.get(j..j + g).unwrap_or_default())
+        {
+            *slot = d - b'0';
+        }
+        nd += g;
+        if let Some(slot) = groups.get_mut(ng) {
+            *slot = g;
+        }
+        j += g;
+        if let Some(slot) = ends.get_mut(ng) {
+            *slot = (j, nd, ng + 1);
+        }
+        ng += 1;
+        // The gap to the next group: one separator, a closing parenthesis (then maybe a
+        // space or dash), or an opening one (maybe after a space).
+        let c = at(s, j);
+        let (sep, step) = match c {
+            b')' if open => (b')', if matches!(at(s, j + 1), b' ' | b'-') { 2 } else { 1 }),
+            b' ' | b'-' | b'.' | b'/' if at(s, j + 1) == b'(' && !open => (b'(', 2),
+            b'(' if !open => (b'(', 1),
+            b' ' | b'-' | b'.' | b'/' => (c, 1),
+            _ => break,
+        };
+        if !at(s, j + step).is_ascii_digit() {
+            break;
+        }
+        open = sep == b'(';
+        if let Some(slot) = seps.get_mut(ng - 1) {
+            *slot = sep;
+        }
+        j += step;
+    }
+    ends.get(..ng)?.iter().rev().find_map(|&(end, nd, ng)| {
         if is_word(at(s, end)) {
             return None;
         }
-        let text = s.get(i..end).unwrap_or_default();
         classify_number(
-            text,
+            groups.get(..ng).unwrap_or_default(),
             digits.get(..nd).unwrap_or_default(),
-            seps.get(..ns).unwrap_or_default(),
+            seps.get(..ng.saturating_sub(1)).unwrap_or_default(),
             b,
         )
         .map(|kind| found(i, end, kind))
@@ -602,12 +1068,14 @@ const EMAIL: usize = 4;
 const IBAN: usize = 5;
 const NUMBER: usize = 6;
 const IPV4: usize = 7;
+const URL: usize = 8;
+const PROSE: usize = 9;
 
 struct Scanner<'a, F: Fn(Kind) -> bool> {
     s: &'a [u8],
     on: F,
     enabled: Enabled,
-    next: [usize; 8],
+    next: [usize; 10],
     out: &'a mut Vec<Match>,
     open_block: Option<usize>,
 }
@@ -628,7 +1096,7 @@ impl<'a, F: Fn(Kind) -> bool> Scanner<'a, F> {
             s,
             on,
             enabled,
-            next: [0; 8],
+            next: [0; 10],
             out,
             open_block: None,
         }
@@ -665,6 +1133,9 @@ impl<'a, F: Fn(Kind) -> bool> Scanner<'a, F> {
         if b.is_ascii_uppercase() && self.enabled.iban && self.ready(IBAN, w) {
             self.keep(iban_at(s, w), IBAN);
         }
+        if self.enabled.assignments && self.ready(PROSE, w) {
+            self.keep(prose_password_at(s, w), PROSE);
+        }
         if b.is_ascii_digit() {
             if self.enabled.numbers && self.ready(NUMBER, w) {
                 self.keep(number_at(s, w), NUMBER);
@@ -695,6 +1166,9 @@ impl<'a, F: Fn(Kind) -> bool> Scanner<'a, F> {
             },
             b'=' | b':' if self.enabled.assignments && self.ready(ASSIGN, i) => {
                 self.keep(assignment_at(s, i), ASSIGN);
+                if b == b':' && self.ready(URL, i) {
+                    self.keep(url_password_at(s, i), URL);
+                }
             }
             b'@' if self.enabled.email && self.ready(EMAIL, i) => self.keep(email_at(s, i), EMAIL),
             b'+' | b'(' if self.enabled.numbers && self.ready(NUMBER, i) => {
@@ -1053,6 +1527,24 @@ mod tests {
             // Token bodies without a digit or capital: only the `_` of the prefix is rare.
             "abcdefghijklmnopqrstuvwxyzabcdefghijklmnop",
             "abcdefgh",
+            // URL credentials, prose passwords, phones, TLDs.
+            "://",
+            "postgres",
+            "admin:",
+            "Xy7!pq2z@",
+            "the password is ",
+            "Das Passwort lautet ",
+            "密码是",
+            "パスワードは ",
+            "(0)",
+            "+44 ",
+            "020 ",
+            "0049",
+            "Tmp1234-Ab",
+            "tango-river-38",
+            "2x.png",
+            "co.uk",
+            "psk",
         ];
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut next = move || {
@@ -1216,6 +1708,112 @@ mod tests {
         none("version 1.2.3.4.5");
         none("256.1.1.1");
         none("v1.2.3");
+    }
+
+    #[test]
+    fn credentials_in_urls_passwords_in_prose_and_quoted_config() {
+        one(
+            "DATABASE_URL=postgres://app:s3cr3t-P4ss@db.example.com:5432/app",
+            Kind::Password,
+            "s3cr3t-P4ss",
+        );
+        one(
+            "redis://:p%40ss!word1@cache:6379/0",
+            Kind::Password,
+            "p%40ss!word1",
+        );
+        one("amqp://u:p@ss@w0rd@mq.example.org/", Kind::Password, "p@ss@w0rd");
+        none("https://jane@example.com/x and https://example.com:8443/a@b");
+        one(
+            "The temporary password is Xk7#pQ2m — change it.",
+            Kind::Password,
+            "Xk7#pQ2m",
+        );
+        one(
+            "Log in with the admin password (Summer2024!).",
+            Kind::Password,
+            "Summer2024!",
+        );
+        one(
+            "Password for the staging database is N5JBRyLrVy",
+            Kind::Password,
+            "N5JBRyLrVy",
+        );
+        one(
+            "user root, password tango-river-38",
+            Kind::Password,
+            "tango-river-38",
+        );
+        one("Das Passwort lautet Tmp4821-Qz.", Kind::Password, "Tmp4821-Qz.");
+        one("Пароль: Falcon2031$", Kind::Password, "Falcon2031$");
+        one("密码是Tiger1345*，请尽快修改。", Kind::Password, "Tiger1345*");
+        one("Le mot de passe est Orange77#x", Kind::Password, "Orange77#x");
+        one("my pw: Xy7pq2zz", Kind::Password, "Xy7pq2zz");
+        one(
+            "network={\n  psk=\"Qlc-zc!6arlvI^5\"\n}",
+            Kind::Password,
+            "Qlc-zc!6arlvI^5",
+        );
+        one(
+            "passphrase = 'staple horse purple monkey 42'",
+            Kind::Password,
+            "staple horse purple monkey 42",
+        );
+        one("export PGPASSWORD=\"M~WCjkQ1SN\"", Kind::Password, "M~WCjkQ1SN");
+        none("The password is incorrect, please try again.");
+        none("The password is Case-Sensitive.");
+        none("Enter the admin password (min. 8 characters).");
+        none("password: '********'");
+        none("My password manager is great. Version 2.14.0 is out.");
+    }
+
+    #[test]
+    fn phones_cards_ssns_and_emails_whole() {
+        for phone in [
+            "+44 20 7946 0958",
+            "020 7946 0958",
+            "+1 (415) 555-0100",
+            "+49 30 1234567",
+            "+49 (0)30 12345678",
+            "0049 30 1234567",
+            "030 1234567",
+            "01 23 45 67 89",
+            "06.12.34.56.78",
+            "+33 6 12 34 56 78",
+            "+7 (495) 123-45-67",
+            "03-1234-5678",
+            "415.555.0100",
+            "+1.415.555.0100",
+            "07700 900123",
+        ] {
+            one(&format!("call {phone} today"), Kind::Phone, phone);
+            one(&format!("Phone ({phone})"), Kind::Phone, phone);
+        }
+        one(
+            "Charge the card (4111 1111 1111 1111) today",
+            Kind::PaymentCard,
+            "4111 1111 1111 1111",
+        );
+        one("card [4012888888881881]", Kind::PaymentCard, "4012888888881881");
+        one("(4111111111111111)", Kind::PaymentCard, "4111111111111111");
+        one("SSN (123-45-6789)", Kind::UsSsn, "123-45-6789");
+        one("ssn 123 45 6789", Kind::UsSsn, "123 45 6789");
+        one("ssn 123.45.6789.", Kind::UsSsn, "123.45.6789");
+        none("ISBN 978-3-16-148410-0, dates 01.02.2024 and 2024-01-15");
+        none("See logo@2x.png and icon@3x.webp, npm i @types/node@20.1.0");
+        one(
+            "mail Jane.Doe@Example.CO.UK",
+            Kind::Email,
+            "Jane.Doe@Example.CO.UK",
+        );
+        one("mailto:kenji@yahoo.co.jp", Kind::Email, "kenji@yahoo.co.jp");
+        one("write to a.b@shop.store", Kind::Email, "a.b@shop.store");
+        none("deploy@buildhost:/srv and user@host.local");
+        one(
+            "-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBF\n-----END PGP PRIVATE KEY BLOCK-----",
+            Kind::PrivateKey,
+            "-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBF\n-----END PGP PRIVATE KEY BLOCK-----",
+        );
     }
 
     #[test]

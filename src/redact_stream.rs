@@ -7,7 +7,11 @@
 //! separated runs, K being the widest span of any enabled detector, and never inside a
 //! possible match (nor an unterminated private-key block). So a secret split across any
 //! number of events or network chunks is redacted as a whole, and the output does not depend
-//! on how the body was chunked. Held text is flushed at the end of its field or stream.
+//! on how the body was chunked. Held text is flushed at the end of its field or stream: a
+//! clean end (the body's framing, `[DONE]`, `message_stop`, `response.completed`, a
+//! `finish_reason`, NDJSON `done`) flushes it exactly as whole-text redaction would, so JSON,
+//! SSE, NDJSON and text agree; only a stream cut without its terminator (or stopped by the
+//! filter) withholds a trailing partial secret as `[REDACTED:partial]`.
 
 use crate::redact::{count, Counts, Detectors, Match, Replacement};
 use serde_json::Value;
@@ -161,15 +165,31 @@ impl<'a> Redactor<'a> {
         self.emit(stream, &scan.matches, cut, false)
     }
 
-    /// Everything still held, redacted. A trailing run that looks like the start of a
-    /// secret cut short (the body ended, e.g. the upstream closed mid-stream) is withheld as
-    /// `[REDACTED:partial]`: no part of a secret reaches the client, even a truncated one.
+    /// The text ended cleanly (the body's framing completed, or the stream's own end: SSE
+    /// `[DONE]`, `message_stop`, `response.completed`, a choice's `finish_reason`, NDJSON
+    /// `done: true`): everything still held, redacted exactly as the whole text would be, so a
+    /// stream gives what a JSON body with the same text gives.
     pub fn flush(&mut self, stream: &mut TextStream) -> String {
+        self.take_pending(stream);
+        let scan = self.detectors.scan(&stream.buf);
+        let len = stream.held().len();
+        self.emit(stream, &scan.matches, len, true)
+    }
+
+    /// The bytes of a character cut by the last chunk, as U+FFFD (the body ended inside it).
+    fn take_pending(&mut self, stream: &mut TextStream) {
         if !stream.pending.is_empty() {
-            // The body ended inside a character.
             let rest = String::from_utf8_lossy(&std::mem::take(&mut stream.pending)).into_owned();
             stream.buf.push_str(&rest);
         }
+    }
+
+    /// The stream was cut (it ended without its terminator, or the filter stopped it):
+    /// everything still held, redacted, except that a trailing run that looks like the start
+    /// of a secret cut short is withheld as `[REDACTED:partial]`, so no part of a secret
+    /// reaches the client, even a truncated one.
+    pub fn flush_cut(&mut self, stream: &mut TextStream) -> String {
+        self.take_pending(stream);
         let scan = self.detectors.scan(&stream.buf);
         let len = stream.held().len();
         if let Some(start) = partial_tail(stream.held()) {
@@ -285,6 +305,15 @@ pub fn redact_json_body(body: &[u8], r: &mut Redactor) -> Option<Vec<u8>> {
 /// Identifies one text field of one stream item (choice / tool call / content block).
 type FieldKey = String;
 
+/// How a stream's held text is released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The text ended cleanly: flushed as the whole text would be redacted.
+    Clean,
+    /// The stream was cut: a trailing partial secret is withheld.
+    Cut,
+}
+
 /// Streaming redaction of an SSE body.
 #[derive(Debug, Default)]
 pub struct SseRedactor {
@@ -296,7 +325,19 @@ pub struct SseRedactor {
     plain: TextStream,
     /// A template chunk (id, model, ...) for synthesized flush events (OpenAI shape).
     template: Option<Value>,
+    /// The stream's own end was seen (`[DONE]`, `message_stop`, `response.completed`, ...):
+    /// the end of the body is a clean end, not a cut.
+    terminated: bool,
 }
+
+/// Event types after which a stream has ended cleanly.
+const TERMINAL_EVENTS: [&str; 5] = [
+    "message_stop",
+    "response.completed",
+    "response.incomplete",
+    "response.failed",
+    "response.done",
+];
 
 /// The last key of every pointer `delta_fields` returns.
 const DELTA_LEAVES: [&str; 9] = [
@@ -400,7 +441,7 @@ impl SseRedactor {
         if oversized {
             // An event too large to hold cannot be inspected: what is held goes out
             // redacted, then the stream ends with an error event (fail closed).
-            for ev in self.flush_all("", r) {
+            for ev in self.flush_all("", r, End::Cut) {
                 ev.write_to(&mut out);
             }
             crate::sse::Event::with_data(&String::from_utf8_lossy(&crate::response::withheld_body(
@@ -411,16 +452,30 @@ impl SseRedactor {
             return out;
         }
         if end_of_stream {
-            for ev in self.flush_all("", r) {
+            for ev in self.finish(r) {
                 ev.write_to(&mut out);
             }
         }
         out
     }
 
-    /// The stream ended: the held text of every field, as synthesized delta events.
+    /// The body ended: the held text of every field, as synthesized delta events. After the
+    /// stream's own end marker that is a clean flush; without it the stream was cut and a
+    /// trailing partial secret is withheld (see `Redactor::flush_cut`).
     pub fn finish(&mut self, r: &mut Redactor) -> Vec<crate::sse::Event> {
-        self.flush_all("", r)
+        let end = if self.terminated { End::Clean } else { End::Cut };
+        self.flush_all("", r, end)
+    }
+
+    /// The filter stops the stream (a blocked tool call, an uninspectable event): held text
+    /// goes out as for a cut stream.
+    pub fn finish_cut(&mut self, r: &mut Redactor) -> Vec<crate::sse::Event> {
+        self.flush_all("", r, End::Cut)
+    }
+
+    /// The stream's own end marker was seen.
+    pub fn terminated(&self) -> bool {
+        self.terminated
     }
 
     /// The stream held an event too large to inspect and was cut.
@@ -458,7 +513,8 @@ impl SseRedactor {
         };
         if data.trim() == "[DONE]" {
             // Held text goes out before the end marker.
-            let mut out = self.flush_all("", r);
+            self.terminated = true;
+            let mut out = self.flush_all("", r, End::Clean);
             out.push(e);
             return out;
         }
@@ -470,8 +526,15 @@ impl SseRedactor {
             return vec![e];
         };
         let mut out = Vec::new();
-        if let Some(prefix_key) = ends_fields(&v) {
-            out = self.flush_all(&prefix_key, r);
+        if v.get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| TERMINAL_EVENTS.contains(&t))
+        {
+            // Held text goes out before the end event.
+            self.terminated = true;
+            out = self.flush_all("", r, End::Clean);
+        } else if let Some(prefix_key) = ends_fields(&v) {
+            out = self.flush_all(&prefix_key, r, End::Clean);
         }
         let fields: BTreeMap<String, FieldKey> = delta_fields(&v).into_iter().collect();
         if !fields.is_empty() && self.template.is_none() && v.get("choices").is_some() {
@@ -519,10 +582,13 @@ impl SseRedactor {
 
     /// Held text of the fields whose key starts with `prefix`, as synthesized delta events
     /// in the stream's own shape.
-    fn flush_all(&mut self, prefix: &str, r: &mut Redactor) -> Vec<crate::sse::Event> {
+    fn flush_all(&mut self, prefix: &str, r: &mut Redactor, end: End) -> Vec<crate::sse::Event> {
         let mut out = Vec::new();
         if prefix.is_empty() {
-            let text = r.flush(&mut self.plain);
+            let text = match end {
+                End::Clean => r.flush(&mut self.plain),
+                End::Cut => r.flush_cut(&mut self.plain),
+            };
             if !text.is_empty() {
                 let mut e = crate::sse::Event::default();
                 e.set_data(&text);
@@ -539,7 +605,10 @@ impl SseRedactor {
             let Some(stream) = self.fields.get_mut(&key) else {
                 continue;
             };
-            let text = r.flush(stream);
+            let text = match end {
+                End::Clean => r.flush(stream),
+                End::Cut => r.flush_cut(stream),
+            };
             if text.is_empty() {
                 continue;
             }
@@ -615,6 +684,10 @@ mod tests {
     }
 
     fn stream_text(text: &str, cuts: &[usize]) -> String {
+        stream_text_ending(text, cuts, End::Clean)
+    }
+
+    fn stream_text_ending(text: &str, cuts: &[usize], end: End) -> String {
         let d = Detectors::all();
         let rep = Replacement::Tag;
         let mut counts = Counts::new();
@@ -629,20 +702,21 @@ mod tests {
             out.push_str(&r.push(&mut s, &text[last..c]));
             last = c;
         }
-        out.push_str(&r.flush(&mut s));
+        out.push_str(&match end {
+            End::Clean => r.flush(&mut s),
+            End::Cut => r.flush_cut(&mut s),
+        });
         out
     }
 
-    /// The whole text in one push: what the chunked runs must equal.
+    /// The whole text in one push: what the chunked runs must equal. A clean end gives
+    /// plain whole-text redaction, whatever the text ends with.
     fn whole(text: &str) -> String {
         let whole = stream_text(text, &[]);
-        // Apart from a truncated tail, that is plain whole-text redaction.
-        if partial_tail(text).is_none() {
-            assert_eq!(
-                whole,
-                redact(text, &Detectors::all(), &Replacement::Tag, &mut Counts::new())
-            );
-        }
+        assert_eq!(
+            whole,
+            redact(text, &Detectors::all(), &Replacement::Tag, &mut Counts::new())
+        );
         whole
     }
 
@@ -867,6 +941,52 @@ IBAN DE89 3704 0044 0532 0130 00. Key AKIAIOSFODNN7EXAMPLE and password = 'corre
     }
 
     #[test]
+    fn a_clean_end_emits_the_last_word() {
+        for text in [
+            "mail jane.doe@exam",
+            "order 4111 1111 11",
+            "total 123456789",
+            "key AKIAIOSFOD",
+        ] {
+            for cut in 0..text.len() {
+                assert_eq!(stream_text(text, &[cut]), text, "{text:?} cut {cut}");
+            }
+        }
+        // SSE ended by [DONE] on a long number: the last word goes out, as in a JSON body.
+        let out = run_sse(&sse_chat(&["Your order number is 1234", "5678901234"]), &[]);
+        assert_eq!(content_of(&out), "Your order number is 12345678901234");
+        // Without [DONE] (nor a finish_reason) the stream was cut: the tail is withheld.
+        let cut_body = format!(
+            "data: {}\n\n",
+            json!({"choices": [{"index": 0, "delta": {"content": "order 1234 5678 9012"}, "finish_reason": null}]})
+        );
+        let out = run_sse(&cut_body, &[]);
+        assert_eq!(content_of(&out), "order [REDACTED:partial]");
+        // Anthropic's message_stop and the Responses API's response.completed end cleanly.
+        let anthropic = format!(
+            "event: content_block_delta\ndata: {}\n\nevent: message_stop\ndata: {}\n\n",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "ref 98765432101"}}),
+            json!({"type": "message_stop"})
+        );
+        let out = run_sse(&anthropic, &[]);
+        assert!(
+            out.contains("ref 98765432101") && !out.contains("partial"),
+            "{out}"
+        );
+        assert!(out.find("98765432101").unwrap() < out.find("message_stop").unwrap());
+        let responses = format!(
+            "event: response.output_text.delta\ndata: {}\n\nevent: response.completed\ndata: {}\n\n",
+            json!({"type": "response.output_text.delta", "item_id": "m1", "content_index": 0, "delta": "ref 98765432101"}),
+            json!({"type": "response.completed", "response": {}})
+        );
+        let out = run_sse(&responses, &[]);
+        assert!(
+            out.contains("ref 98765432101") && !out.contains("partial"),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn truncated_secret_at_the_end_is_withheld() {
         for (text, out) in [
             ("mail jane.doe@exam", "mail [REDACTED:partial]"),
@@ -877,7 +997,11 @@ IBAN DE89 3704 0044 0532 0130 00. Key AKIAIOSFODNN7EXAMPLE and password = 'corre
             ("mail a@b.io", "mail [REDACTED:email]"),
         ] {
             for cut in 0..text.len() {
-                assert_eq!(stream_text(text, &[cut]), out, "{text:?} cut {cut}");
+                assert_eq!(
+                    stream_text_ending(text, &[cut], End::Cut),
+                    out,
+                    "{text:?} cut {cut}"
+                );
             }
         }
     }

@@ -168,11 +168,11 @@ impl SsePipeline {
             for e in replacement {
                 self.redacted(e, redactor.as_deref_mut(), &mut out);
             }
-            self.flush(redactor, &mut out);
+            self.flush(redactor, &mut out, true);
             return out;
         }
         if end_of_stream {
-            self.flush(redactor, &mut out);
+            self.flush(redactor, &mut out, false);
         }
         out
     }
@@ -193,7 +193,7 @@ impl SsePipeline {
                         for r in g.replacement_events(&tool) {
                             self.redacted(r, redactor.as_deref_mut(), out);
                         }
-                        self.flush(redactor, out);
+                        self.flush(redactor, out, true);
                         return;
                     }
                 }
@@ -223,9 +223,15 @@ impl SsePipeline {
         }
     }
 
-    fn flush(&mut self, redactor: Option<&mut Redactor>, out: &mut Vec<u8>) {
+    /// Held text at the end: `cut` when the filter stopped the stream; otherwise the body
+    /// ended, cleanly if the stream's own end marker came (see `SseRedactor::finish`).
+    fn flush(&mut self, redactor: Option<&mut Redactor>, out: &mut Vec<u8>, cut: bool) {
         if let (Some(enforce), Some(r)) = (self.opts.redaction, redactor) {
-            let held = self.redactor.finish(r);
+            let held = if cut {
+                self.redactor.finish_cut(r)
+            } else {
+                self.redactor.finish(r)
+            };
             if enforce {
                 held.iter().for_each(|e| e.write_to(out));
             }

@@ -14,8 +14,8 @@
 //! last kept); decoding stops after MAX_DECODED_TOTAL bytes; custom regex rules from config
 //! read the first and last CUSTOM_SPAN bytes (custom literals read everything).
 
-use crate::guard_fold::{deleet, fold_into, fold_pattern, rot13};
-use crate::guard_rules::{Entry, ENTRIES, FAMILIES};
+use crate::guard_fold::{deleet, deleet_bytes, fold_into, rot13};
+use crate::guard_rules::{ENTRIES, EXFIL_REGEXES, FAMILIES};
 use crate::guard_text::{body_text, decodings, MAX_DECODED_TOTAL};
 use regex_lite::Regex;
 use serde_json::Value;
@@ -47,10 +47,6 @@ pub const BUILTIN: [(&str, &str); 5] = [
     ),
 ];
 
-/// Bytes around an anchor hit that its rules may match in (a match lies within them).
-const WINDOW: usize = 320;
-/// Merged windows matched per request; past it, windows are sampled evenly.
-const MAX_WINDOWS: usize = 512;
 /// Custom regexes read this many bytes at each end of the folded text.
 const CUSTOM_SPAN: usize = 128 * 1024;
 /// Decoded text is decoded again once (base64 of hex, ...).
@@ -63,27 +59,43 @@ enum View {
     Reversed,
 }
 
+/// One alternative of one group of one pattern, as the bytes looked up in the text.
 struct Anchor {
     bytes: Vec<u8>,
-    entry: usize,
+    pattern: u32,
+    group: u16,
+    whole_word: bool,
     view: View,
 }
 
-struct CompiledEntry {
+struct Pattern {
     family: usize,
-    patterns: Vec<Regex>,
+    /// Characters allowed before each group (index 0 unused).
+    gaps: Vec<usize>,
+}
+
+/// Distinct anchor bytes, each compared once, with every (pattern, group, view) they serve.
+struct Literal {
+    bytes: Vec<u8>,
+    whole_word: bool,
+    targets: Vec<(u32, u16, View)>,
 }
 
 /// Every built-in rule, compiled once.
 struct Index {
-    entries: Vec<CompiledEntry>,
-    /// Anchors looked up at token starts (plain and rot13) and at token ends (reversed),
-    /// sorted by their 3-byte key.
-    starts: Vec<(u32, usize)>,
-    ends: Vec<(u32, usize)>,
-    anchors: Vec<Anchor>,
-    start_filter: Box<[u64; 64]>,
-    end_filter: Box<[u64; 64]>,
+    patterns: Vec<Pattern>,
+    anchors: Vec<Literal>,
+    /// Anchors of 3 bytes or more by their first 3 bytes (plain, rot13) or last 3 (reversed),
+    /// and shorter ones by their 2 bytes; sorted (key, anchor).
+    starts: Vec<(u32, u32)>,
+    ends: Vec<(u32, u32)>,
+    short_starts: Vec<(u32, u32)>,
+    start_filter: Box<[u64; 1024]>,
+    end_filter: Box<[u64; 1024]>,
+    short_filter: Box<[u64; 1024]>,
+    /// Anchors that are punctuation (":", "?", "@"), found wherever the byte occurs.
+    punct: Vec<(u8, u32)>,
+    exfil: Vec<Regex>,
 }
 
 fn key3(b: &[u8]) -> Option<u32> {
@@ -93,94 +105,187 @@ fn key3(b: &[u8]) -> Option<u32> {
     }
 }
 
+fn key2(b: &[u8]) -> Option<u32> {
+    match b {
+        [a, b, ..] => Some(u32::from(*a) << 8 | u32::from(*b)),
+        _ => None,
+    }
+}
+
 fn slot(key: u32) -> (usize, u64) {
-    let h = (key.wrapping_mul(0x9E37_79B1) >> 20) & 4095;
+    let h = (key.wrapping_mul(0x9E37_79B1) >> 16) & 0xFFFF;
     ((h >> 6) as usize, 1u64 << (h & 63))
 }
 
-fn filter_has(filter: &[u64; 64], key: u32) -> bool {
-    let (word, bit) = slot(key);
+fn filter_has(filter: &[u64], key: u32, direct: bool) -> bool {
+    let (word, bit) = if direct {
+        ((key >> 6) as usize, 1u64 << (key & 63))
+    } else {
+        slot(key)
+    };
     filter.get(word).is_some_and(|w| w & bit != 0)
 }
 
-fn filter_add(filter: &mut [u64; 64], key: u32) {
-    let (word, bit) = slot(key);
+fn filter_add(filter: &mut [u64], key: u32, direct: bool) {
+    let (word, bit) = if direct {
+        ((key >> 6) as usize, 1u64 << (key & 63))
+    } else {
+        slot(key)
+    };
     if let Some(w) = filter.get_mut(word) {
         *w |= bit;
     }
 }
 
+/// `a|b _20 c|d`: the groups of a pattern, each with the gap allowed before it.
+fn parse_pattern(src: &str) -> Result<Vec<(usize, Vec<String>)>, String> {
+    let mut groups = Vec::new();
+    let mut gap = 0usize;
+    let mut words: Vec<&str> = Vec::new();
+    let flush = |words: &mut Vec<&str>, gap: usize, groups: &mut Vec<(usize, Vec<String>)>| {
+        let text = words.join(" ");
+        words.clear();
+        let alts: Vec<String> = text
+            .split('|')
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
+            .collect();
+        if alts.is_empty() {
+            return Err(format!("empty group in {src:?}"));
+        }
+        groups.push((gap, alts));
+        Ok(())
+    };
+    for tok in src.split(' ') {
+        if let Some(n) = tok.strip_prefix('_').and_then(|n| n.parse::<usize>().ok()) {
+            flush(&mut words, gap, &mut groups)?;
+            gap = n;
+        } else {
+            words.push(tok);
+        }
+    }
+    flush(&mut words, gap, &mut groups)?;
+    Ok(groups)
+}
+
 impl Index {
     fn build() -> Result<Index, String> {
-        let mut entries = Vec::new();
+        let mut patterns = Vec::new();
         let mut anchors = Vec::new();
-        for (i, e) in ENTRIES.iter().enumerate() {
-            entries.push(compile_entry(e)?);
-            for a in e.anchors {
-                let folded = normalize(a);
-                if folded.len() < 3 {
-                    return Err(format!("anchor {a:?} is shorter than 3 bytes"));
+        for e in ENTRIES {
+            let family = FAMILIES
+                .iter()
+                .position(|f| *f == e.family)
+                .ok_or_else(|| format!("unknown family {}", e.family))?;
+            for src in e.patterns {
+                let groups = parse_pattern(src)?;
+                let pi = u32::try_from(patterns.len()).map_err(|_| "too many patterns")?;
+                for (gi, (_, alts)) in groups.iter().enumerate() {
+                    let gi = u16::try_from(gi).map_err(|_| "too many groups")?;
+                    for alt in alts {
+                        let whole_word = alt.ends_with('$');
+                        let folded = normalize(alt.trim_end_matches('$'));
+                        if folded.is_empty() {
+                            return Err(format!("empty alternative in {src:?}"));
+                        }
+                        if folded.bytes().all(|b| b.is_ascii_lowercase() || b == b' ') && folded.len() >= 3 {
+                            anchors.push(Anchor {
+                                bytes: rot13(&folded).into_bytes(),
+                                pattern: pi,
+                                group: gi,
+                                whole_word,
+                                view: View::Rot13,
+                            });
+                            anchors.push(Anchor {
+                                bytes: folded.chars().rev().collect::<String>().into_bytes(),
+                                pattern: pi,
+                                group: gi,
+                                whole_word,
+                                view: View::Reversed,
+                            });
+                        }
+                        anchors.push(Anchor {
+                            bytes: folded.into_bytes(),
+                            pattern: pi,
+                            group: gi,
+                            whole_word,
+                            view: View::Plain,
+                        });
+                    }
                 }
-                let plain_word = folded.bytes().all(|b| b.is_ascii_lowercase() || b == b' ');
-                if plain_word {
-                    anchors.push(Anchor {
-                        bytes: rot13(&folded).into_bytes(),
-                        entry: i,
-                        view: View::Rot13,
-                    });
-                    anchors.push(Anchor {
-                        bytes: folded.chars().rev().collect::<String>().into_bytes(),
-                        entry: i,
-                        view: View::Reversed,
-                    });
-                }
-                anchors.push(Anchor {
-                    bytes: folded.into_bytes(),
-                    entry: i,
-                    view: View::Plain,
+                patterns.push(Pattern {
+                    family,
+                    gaps: groups.iter().map(|(g, _)| *g).collect(),
                 });
             }
         }
-        let mut starts = Vec::new();
-        let mut ends = Vec::new();
-        let mut start_filter = Box::new([0u64; 64]);
-        let mut end_filter = Box::new([0u64; 64]);
-        for (i, a) in anchors.iter().enumerate() {
-            if a.view == View::Reversed {
-                let tail = a.bytes.get(a.bytes.len().saturating_sub(3)..).unwrap_or_default();
-                let k = key3(tail).ok_or("short anchor")?;
-                filter_add(&mut end_filter, k);
-                ends.push((k, i));
-            } else {
-                let k = key3(&a.bytes).ok_or("short anchor")?;
-                filter_add(&mut start_filter, k);
-                starts.push((k, i));
+        let mut index = Index {
+            patterns,
+            anchors: Vec::new(),
+            starts: Vec::new(),
+            ends: Vec::new(),
+            short_starts: Vec::new(),
+            start_filter: Box::new([0u64; 1024]),
+            end_filter: Box::new([0u64; 1024]),
+            short_filter: Box::new([0u64; 1024]),
+            punct: Vec::new(),
+            exfil: EXFIL_REGEXES
+                .iter()
+                .map(|r| Regex::new(r).map_err(|e| format!("built-in regex: {e}")))
+                .collect::<Result<_, _>>()?,
+        };
+        let mut literals: Vec<Literal> = Vec::new();
+        let mut seen: std::collections::HashMap<(Vec<u8>, bool, bool), usize> =
+            std::collections::HashMap::new();
+        let mut distinct: Vec<&Anchor> = Vec::new();
+        for a in &anchors {
+            let key = (a.bytes.clone(), a.whole_word, a.view == View::Reversed);
+            match seen.get(&key) {
+                Some(&li) => {
+                    if let Some(l) = literals.get_mut(li) {
+                        l.targets.push((a.pattern, a.group, a.view));
+                    }
+                }
+                None => {
+                    seen.insert(key, literals.len());
+                    literals.push(Literal {
+                        bytes: a.bytes.clone(),
+                        whole_word: a.whole_word,
+                        targets: vec![(a.pattern, a.group, a.view)],
+                    });
+                    distinct.push(a);
+                }
             }
         }
-        starts.sort_unstable();
-        ends.sort_unstable();
-        Ok(Index {
-            entries,
-            starts,
-            ends,
-            anchors,
-            start_filter,
-            end_filter,
-        })
+        for (i, a) in distinct.iter().enumerate() {
+            let ai = u32::try_from(i).map_err(|_| "too many anchors")?;
+            match (a.view, a.bytes.as_slice()) {
+                (_, [p]) if !p.is_ascii_alphanumeric() => index.punct.push((*p, ai)),
+                (View::Reversed, b) => {
+                    let k =
+                        key3(b.get(b.len().saturating_sub(3)..).unwrap_or_default()).ok_or("short anchor")?;
+                    filter_add(&mut index.end_filter[..], k, false);
+                    index.ends.push((k, ai));
+                }
+                (_, b) if b.len() >= 3 => {
+                    let k = key3(b).ok_or("short anchor")?;
+                    filter_add(&mut index.start_filter[..], k, false);
+                    index.starts.push((k, ai));
+                }
+                (_, b) => {
+                    let k = key2(b)
+                        .ok_or_else(|| format!("anchor {:?} is one byte", String::from_utf8_lossy(b)))?;
+                    filter_add(&mut index.short_filter[..], k, true);
+                    index.short_starts.push((k, ai));
+                }
+            }
+        }
+        index.starts.sort_unstable();
+        index.ends.sort_unstable();
+        index.short_starts.sort_unstable();
+        index.anchors = literals;
+        Ok(index)
     }
-}
-
-fn compile_entry(e: &Entry) -> Result<CompiledEntry, String> {
-    let family = FAMILIES
-        .iter()
-        .position(|f| *f == e.family)
-        .ok_or_else(|| format!("unknown family {}", e.family))?;
-    let patterns = e
-        .patterns
-        .iter()
-        .map(|p| Regex::new(&fold_pattern(p)).map_err(|err| format!("built-in pattern {p:?}: {err}")))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(CompiledEntry { family, patterns })
 }
 
 fn index() -> Result<&'static Index, String> {
@@ -191,6 +296,32 @@ fn index() -> Result<&'static Index, String> {
 /// Word bytes: ASCII letters and digits, and any byte of a non-ASCII character.
 fn word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b >= 0x80
+}
+
+/// Whether the character starting at `i` is part of a word: ASCII letters and digits, and
+/// non-ASCII letters, digits and marks ("¿", "«", "„" are not: "¿cuáles" starts a word at c).
+fn word_at(text: &[u8], i: usize) -> bool {
+    let Some(&b) = text.get(i) else { return false };
+    if b < 0x80 {
+        return b.is_ascii_alphanumeric();
+    }
+    let width = match b {
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF7 => 4,
+        _ => return true, // a continuation byte: inside a character
+    };
+    let c = text
+        .get(i..i + width)
+        .and_then(|w| std::str::from_utf8(w).ok())
+        .and_then(|s| s.chars().next());
+    c.is_none_or(|c| c.is_alphanumeric() || !(c.is_ascii_punctuation() || is_unicode_punct(c)))
+}
+
+/// Punctuation and symbols outside ASCII that sit next to words.
+fn is_unicode_punct(c: char) -> bool {
+    matches!(c, '\u{00A1}'..='\u{00BF}' | '\u{2010}'..='\u{205E}' | '\u{3000}'..='\u{3003}' | '\u{3008}'..='\u{301F}'
+        | '\u{FF01}'..='\u{FF0F}' | '\u{FF1A}'..='\u{FF20}' | '\u{060C}' | '\u{061B}' | '\u{061F}' | '\u{0964}' | '\u{0965}')
 }
 
 /// Lead bytes of scripts written without spaces between words (or with prefixes glued on):
@@ -216,97 +347,206 @@ fn ceil_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
-/// (entry, view, start, end) windows around anchor hits, in text order.
-fn anchor_windows(idx: &Index, text: &str) -> Vec<(usize, View, usize, usize)> {
-    let b = text.as_bytes();
-    let mut hits = Vec::new();
+/// A hit of one group of one pattern: (pattern, view, start, group, end).
+type Hit = (u32, View, usize, u16, usize);
+
+fn lookup(idx: &Index, table: &[(u32, u32)], key: u32, mut found: impl FnMut(&Literal)) {
+    let from = table.partition_point(|(k, _)| *k < key);
+    for (_, ai) in table
+        .get(from..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|(k, _)| *k == key)
+    {
+        if let Some(a) = idx.anchors.get(*ai as usize) {
+            found(a);
+        }
+    }
+}
+
+/// Every anchor hit, in one linear pass over `text` (the leetspeak view of the folded text),
+/// handed to `on_hit` in text order; it returns true to stop.
+fn anchor_hits(idx: &Index, text: &[u8], folded: &[u8], mut on_hit: impl FnMut(Hit) -> bool) {
+    let mut stop = false;
     let mut prev_word = false;
-    for (i, &c) in b.iter().enumerate() {
-        let word = word_byte(c);
-        let continuation = (0x80..0xC0).contains(&c);
-        let token_start = word && !continuation && (!prev_word || unspaced_lead(c));
-        if token_start {
-            if let Some(k) = b.get(i..).and_then(key3) {
-                if filter_has(&idx.start_filter, k) {
-                    lookup(
-                        idx,
-                        &idx.starts,
-                        k,
-                        |a| b.get(i..).is_some_and(|t| t.starts_with(&a.bytes)),
-                        |a| {
-                            hits.push((a.entry, a.view, i, i + a.bytes.len()));
-                        },
-                    );
+    // "DAN" ends a word before "です": an ASCII word next to another script ends there too
+    let ends_word = |e: usize| {
+        let last_ascii = e > 0 && text.get(e - 1).is_some_and(u8::is_ascii);
+        !text
+            .get(e)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || (*b >= 0x80 && !last_ascii && word_at(text, e)))
+    };
+    let mut cur_word = false;
+    for (i, &c) in text.iter().enumerate() {
+        if let Some(f) = folded.get(i).filter(|f| matches!(f, b':' | b'?' | b'@')) {
+            for (p, ai) in &idx.punct {
+                if p == f {
+                    if let Some(a) = idx.anchors.get(*ai as usize) {
+                        for &(p, g, v) in &a.targets {
+                            stop |= on_hit((p, v, i, g, i + 1));
+                        }
+                    }
                 }
             }
         }
-        // a token ends before a non-word byte (or the end): reversed anchors end there
-        let next_word = b.get(i + 1).is_some_and(|n| word_byte(*n));
+        let continuation = (0x80..0xC0).contains(&c);
+        let word = if c < 0x80 {
+            c.is_ascii_alphanumeric()
+        } else if continuation {
+            cur_word
+        } else {
+            word_at(text, i)
+        };
+        cur_word = word;
+        if word && !continuation && (!prev_word || unspaced_lead(c)) {
+            let rest = text.get(i..).unwrap_or_default();
+            let mut push = |a: &Literal| {
+                let e = i + a.bytes.len();
+                if rest.starts_with(&a.bytes) && (!a.whole_word || ends_word(e)) {
+                    for &(p, g, v) in &a.targets {
+                        stop |= on_hit((p, v, i, g, e));
+                    }
+                }
+            };
+            if let Some(k) = key3(rest) {
+                if filter_has(&idx.start_filter[..], k, false) {
+                    lookup(idx, &idx.starts, k, &mut push);
+                }
+            }
+            if let Some(k) = key2(rest) {
+                if filter_has(&idx.short_filter[..], k, true) {
+                    lookup(idx, &idx.short_starts, k, &mut push);
+                }
+            }
+        }
+        // reversed anchors end where a token ends
+        let next_word = text.get(i + 1).is_some_and(|n| word_byte(*n));
         if c.is_ascii_alphanumeric() && !next_word && i >= 2 {
-            if let Some(k) = b.get(i - 2..=i).and_then(key3) {
-                if filter_has(&idx.end_filter, k) {
+            if let Some(k) = text.get(i - 2..=i).and_then(key3) {
+                if filter_has(&idx.end_filter[..], k, false) {
                     let end = i + 1;
-                    lookup(
-                        idx,
-                        &idx.ends,
-                        k,
-                        |a| b.get(..end).is_some_and(|t| t.ends_with(&a.bytes)),
-                        |a| {
-                            hits.push((a.entry, a.view, end - a.bytes.len(), end));
-                        },
-                    );
+                    lookup(idx, &idx.ends, k, |a| {
+                        let s = end.saturating_sub(a.bytes.len());
+                        let starts_word = s == 0 || !text.get(s - 1).is_some_and(|b| word_byte(*b));
+                        if end >= a.bytes.len()
+                            && text.get(s..end) == Some(a.bytes.as_slice())
+                            && (!a.whole_word || starts_word)
+                        {
+                            for &(p, g, v) in &a.targets {
+                                stop |= on_hit((p, v, s, g, end));
+                            }
+                        }
+                    });
                 }
             }
         }
         prev_word = word;
+        if stop {
+            return;
+        }
     }
-    hits.into_iter()
-        .map(|(e, v, s, t)| {
-            (
-                e,
-                v,
-                floor_boundary(text, s.saturating_sub(WINDOW)),
-                ceil_boundary(text, t.saturating_add(WINDOW)),
-            )
-        })
-        .collect()
 }
 
-fn lookup(
-    idx: &Index,
-    table: &[(u32, usize)],
-    key: u32,
-    matches: impl Fn(&Anchor) -> bool,
-    mut hit: impl FnMut(&Anchor),
-) {
-    let from = table.partition_point(|(k, _)| *k < key);
-    for (_, ai) in table.iter().skip(from).take_while(|(k, _)| *k == key) {
-        if let Some(a) = idx.anchors.get(*ai) {
-            if matches(a) {
-                hit(a);
+fn terminator(c: char) -> bool {
+    matches!(c, '.' | '!' | '?' | '。' | '؟' | '।')
+}
+
+/// At most `gap` characters (plus one space) between `from` and `to`, none ending a sentence.
+fn gap_ok(folded: &str, from: usize, to: usize, gap: usize) -> bool {
+    if to < from {
+        return false;
+    }
+    if to - from > (gap + 1) * 4 {
+        return false;
+    }
+    let Some(between) = folded.get(from..to) else {
+        return false;
+    };
+    let mut n = 0;
+    for c in between.chars() {
+        if terminator(c) {
+            return false;
+        }
+        n += 1;
+    }
+    n <= gap + 1
+}
+
+/// Bit set of built-in families that match `raw`.
+fn builtin_hits(raw: &str, enabled: u32) -> u32 {
+    let Ok(idx) = index() else {
+        return 0;
+    };
+    let folded = folded_stream(raw);
+    let leet = deleet_bytes(&folded);
+    let mut found = 0u32;
+    // Matched in one pass: for each (pattern, view, group), the end of the latest match of the
+    // pattern's groups up to that one (usize::MAX: none yet).
+    let views = 3;
+    let offsets: Vec<usize> = idx
+        .patterns
+        .iter()
+        .scan(0usize, |acc, p| {
+            let at = *acc;
+            *acc += p.gaps.len() * views;
+            Some(at)
+        })
+        .collect();
+    let total = idx.patterns.iter().map(|p| p.gaps.len() * views).sum();
+    let mut best = vec![usize::MAX; total];
+    anchor_hits(idx, &leet, folded.as_bytes(), |(p, view, s, g, e)| {
+        let (Some(pat), Some(&base)) = (idx.patterns.get(p as usize), offsets.get(p as usize)) else {
+            return false;
+        };
+        let bit = 1u32 << pat.family;
+        if enabled & bit == 0 || found & bit != 0 {
+            return false;
+        }
+        let n = pat.gaps.len();
+        let v = view as usize;
+        // reversed text holds the groups in reverse order
+        let (g, gap) = if view == View::Reversed {
+            let g = n - 1 - usize::from(g).min(n - 1);
+            (g, pat.gaps.get(n - g).copied().unwrap_or(0))
+        } else {
+            (usize::from(g), pat.gaps.get(usize::from(g)).copied().unwrap_or(0))
+        };
+        let slot = |g: usize| base + v * n + g;
+        let matched = g == 0
+            || best
+                .get(slot(g - 1))
+                .is_some_and(|&pe| pe != usize::MAX && gap_ok(&folded, pe, s, gap));
+        if !matched {
+            return false;
+        }
+        if g + 1 == n {
+            found |= bit;
+            return found & enabled == enabled;
+        }
+        if let Some(b) = best.get_mut(slot(g)) {
+            *b = e;
+        }
+        false
+    });
+    if enabled & 1 << 4 != 0 && found & 1 << 4 == 0 && folded.contains("![") {
+        let mut from = 0;
+        while let Some(at) = folded.get(from..).and_then(|t| t.find("![")) {
+            let s = from + at;
+            let t = ceil_boundary(&folded, s + 600);
+            if folded
+                .get(s..t)
+                .is_some_and(|w| idx.exfil.iter().any(|r| r.is_match(w)))
+            {
+                found |= 1 << 4;
+                break;
+            }
+            from = s + 2;
+            if from > folded.len() || from > 64 * 1024 {
+                break;
             }
         }
     }
-}
-
-/// Merges overlapping windows of the same (entry, view); keeps at most MAX_WINDOWS, evenly.
-fn merge(mut w: Vec<(usize, View, usize, usize)>) -> Vec<(usize, View, usize, usize)> {
-    w.sort_unstable();
-    let mut out: Vec<(usize, View, usize, usize)> = Vec::new();
-    for (e, v, s, t) in w {
-        match out.last_mut() {
-            Some(last) if last.0 == e && last.1 == v && s <= last.3 => last.3 = last.3.max(t),
-            _ => out.push((e, v, s, t)),
-        }
-    }
-    if out.len() > MAX_WINDOWS {
-        out.sort_unstable_by_key(|w| w.2);
-        let n = out.len();
-        out = (0..MAX_WINDOWS)
-            .filter_map(|i| out.get(i * (n - 1) / (MAX_WINDOWS - 1)).copied())
-            .collect();
-    }
-    out
+    found
 }
 
 /// The folded text of `raw` followed by the folded texts decoded from it.
@@ -318,7 +558,7 @@ fn folded_stream(raw: &str) -> String {
     for _ in 0..DECODE_DEPTH {
         let mut next = Vec::new();
         for d in &layer {
-            // a hard stop between independent texts: rule gaps never cross '.'
+            // a hard stop between independent texts: patterns never cross '.'
             folded.push_str(" . ");
             fold_into(d, &mut folded);
             if budget > 0 {
@@ -328,39 +568,6 @@ fn folded_stream(raw: &str) -> String {
         layer = next;
     }
     folded
-}
-
-/// Bit set of built-in families that match `raw`.
-fn builtin_hits(raw: &str, enabled: u32) -> u32 {
-    let Ok(idx) = index() else {
-        return 0;
-    };
-    let folded = folded_stream(raw);
-    let leet = deleet(&folded);
-    let mut found = 0u32;
-    for (e, view, s, t) in merge(anchor_windows(idx, &leet)) {
-        let Some(entry) = idx.entries.get(e) else { continue };
-        let bit = 1u32 << entry.family;
-        if enabled & bit == 0 || found & bit != 0 {
-            continue;
-        }
-        let (Some(plain), Some(leeted)) = (folded.get(s..t), leet.get(s..t)) else {
-            continue;
-        };
-        let views: Vec<String> = match view {
-            View::Plain if plain == leeted => vec![plain.to_string()],
-            View::Plain => vec![plain.to_string(), leeted.to_string()],
-            View::Rot13 => vec![rot13(plain)],
-            View::Reversed => vec![plain.chars().rev().collect(), leeted.chars().rev().collect()],
-        };
-        if views.iter().any(|v| entry.patterns.iter().any(|p| p.is_match(v))) {
-            found |= bit;
-            if found & enabled == enabled {
-                break;
-            }
-        }
-    }
-    found
 }
 
 #[derive(Debug, Clone)]
@@ -778,6 +985,6 @@ mod tests {
         }
     }
 
-    const FLOOR_BLOCK: f64 = 0.0;
-    const FLOOR_FP: f64 = 1.0;
+    const FLOOR_BLOCK: f64 = 0.93;
+    const FLOOR_FP: f64 = 0.01;
 }

@@ -151,19 +151,27 @@ fn fold_char(c: char, out: &mut String) {
 /// Appends the folded form of `text` to `out` (whitespace collapsed against what `out` ends with).
 pub fn fold_into(text: &str, out: &mut String) {
     let mut space = out.is_empty() || out.ends_with(' ');
-    for c in text.chars() {
-        if c.is_ascii() {
-            if c.is_ascii_whitespace() || c.is_ascii_control() {
+    let mut rest = text;
+    while !rest.is_empty() {
+        // ASCII runs are the common case: copied a run at a time, lower-cased, whitespace collapsed
+        let ascii = rest.bytes().position(|b| !b.is_ascii()).unwrap_or(rest.len());
+        let (run, tail) = rest.split_at(ascii);
+        let mut buf = Vec::with_capacity(run.len());
+        for b in run.bytes() {
+            if b.is_ascii_whitespace() || b.is_ascii_control() {
                 if !space {
-                    out.push(' ');
+                    buf.push(b' ');
                     space = true;
                 }
             } else {
-                out.push(c.to_ascii_lowercase());
+                buf.push(b.to_ascii_lowercase());
                 space = false;
             }
-            continue;
         }
+        out.push_str(std::str::from_utf8(&buf).unwrap_or_default());
+        let mut chars = tail.chars();
+        let Some(c) = chars.next() else { break };
+        rest = chars.as_str();
         if invisible(c) {
             continue;
         }
@@ -204,19 +212,23 @@ pub fn fold_pattern(pattern: &str) -> String {
 }
 
 /// Leetspeak folded, byte for byte (ASCII to ASCII, so offsets stay aligned with the input).
-pub fn deleet(normalized: &str) -> String {
+pub fn deleet_bytes(normalized: &str) -> Vec<u8> {
     normalized
-        .chars()
-        .map(|c| match c {
-            '0' => 'o',
-            '1' | '!' | '|' => 'i',
-            '3' => 'e',
-            '4' | '@' => 'a',
-            '5' | '$' => 's',
-            '7' => 't',
-            _ => c,
+        .bytes()
+        .map(|b| match b {
+            b'0' => b'o',
+            b'1' | b'!' | b'|' => b'i',
+            b'3' => b'e',
+            b'4' | b'@' => b'a',
+            b'5' | b'$' => b's',
+            b'7' => b't',
+            _ => b,
         })
         .collect()
+}
+
+pub fn deleet(normalized: &str) -> String {
+    String::from_utf8_lossy(&deleet_bytes(normalized)).into_owned()
 }
 
 pub fn rot13(text: &str) -> String {

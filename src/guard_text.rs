@@ -252,8 +252,9 @@ fn decode_hex(run: &[u8]) -> Option<String> {
     texty(&bytes?)
 }
 
+#[inline]
 fn is_b64(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_')
+    matches!(b, b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'+' | b'/' | b'=' | b'-' | b'_')
 }
 
 /// Texts hidden in `raw` as base64, hex, or letters spaced or dotted apart, within `budget`
@@ -296,10 +297,30 @@ pub fn decodings(raw: &str, budget: &mut usize) -> Vec<String> {
     out
 }
 
+/// A quick look for three single letters in a row, each followed by the same separator
+/// ("i g n", "i.g.n"): only then is the text read letter by letter.
+fn spread_letters(b: &[u8]) -> bool {
+    b.windows(6).any(|w| match w {
+        [p, a, s1, c, s2, d] => {
+            !p.is_ascii_alphanumeric()
+                && a.is_ascii_alphanumeric()
+                && !s1.is_ascii_alphanumeric()
+                && *s1 != b'\n'
+                && c.is_ascii_alphanumeric()
+                && s1 == s2
+                && (d.is_ascii_alphanumeric() || *d >= 0x80)
+        }
+        _ => false,
+    })
+}
+
 /// Letters spread apart ("i g n o r e   a l l", "i.g.n.o.r.e a.l.l") read back as words: a run
 /// of at least four single letters, each followed by the same one-character separator; a
 /// longer or different gap ends a word.
 fn squashed(raw: &str, budget: &mut usize) -> Option<String> {
+    if !spread_letters(raw.as_bytes()) {
+        return None;
+    }
     let chars: Vec<char> = raw.chars().collect();
     let mut out = String::new();
     let mut in_run = false;

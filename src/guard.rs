@@ -6,13 +6,13 @@
 //! without marks, lower case, TR39 confusables) and matched in two views: as folded and with
 //! leetspeak folded; rot13 and reversed text are caught by rot13 and reversed anchors.
 //!
-//! Cost is linear with a bounded scan. One pass over the folded text looks up anchors (word
-//! stems every match of a rule contains) at token starts, through a 4,096-bit filter and a
-//! sorted table; only windows of WINDOW bytes around anchor hits are handed to the rules'
-//! regexes, merged per rule so no byte is matched twice by the same rule. Past the bounds,
-//! MAX_WINDOWS merged windows per request are matched, spread evenly over the text (first and
-//! last kept); decoding stops after MAX_DECODED_TOTAL bytes; custom regex rules from config
-//! read the first and last CUSTOM_SPAN bytes (custom literals read everything).
+//! Cost is linear and the whole text is scanned. The rules (guard_rules) are sequences of word
+//! groups with bounded gaps; every alternative of every group is an anchor. One pass over the
+//! leetspeak view of the folded text looks the anchors up at word starts (through a
+//! 65,536-bit filter and a hashed table) and updates, per pattern and view, the end of the
+//! latest match of its first groups: no regex, no backtracking. Decoding stops after
+//! MAX_DECODED_TOTAL bytes; custom regex rules from config read the first and last CUSTOM_SPAN
+//! bytes of the folded text (custom literals read everything).
 
 use crate::guard_fold::{deleet, deleet_bytes, fold_into, rot13};
 use crate::guard_rules::{ENTRIES, EXFIL_REGEXES, FAMILIES};
@@ -87,9 +87,9 @@ struct Index {
     anchors: Vec<Literal>,
     /// Anchors of 3 bytes or more by their first 3 bytes (plain, rot13) or last 3 (reversed),
     /// and shorter ones by their 2 bytes; sorted (key, anchor).
-    starts: Vec<(u32, u32)>,
-    ends: Vec<(u32, u32)>,
-    short_starts: Vec<(u32, u32)>,
+    starts: Table,
+    ends: Table,
+    short_starts: Table,
     start_filter: Box<[u64; 1024]>,
     end_filter: Box<[u64; 1024]>,
     short_filter: Box<[u64; 1024]>,
@@ -222,9 +222,9 @@ impl Index {
         let mut index = Index {
             patterns,
             anchors: Vec::new(),
-            starts: Vec::new(),
-            ends: Vec::new(),
-            short_starts: Vec::new(),
+            starts: Table::default(),
+            ends: Table::default(),
+            short_starts: Table::default(),
             start_filter: Box::new([0u64; 1024]),
             end_filter: Box::new([0u64; 1024]),
             short_filter: Box::new([0u64; 1024]),
@@ -265,24 +265,24 @@ impl Index {
                     let k =
                         key3(b.get(b.len().saturating_sub(3)..).unwrap_or_default()).ok_or("short anchor")?;
                     filter_add(&mut index.end_filter[..], k, false);
-                    index.ends.push((k, ai));
+                    index.ends.entries.push((k, ai));
                 }
                 (_, b) if b.len() >= 3 => {
                     let k = key3(b).ok_or("short anchor")?;
                     filter_add(&mut index.start_filter[..], k, false);
-                    index.starts.push((k, ai));
+                    index.starts.entries.push((k, ai));
                 }
                 (_, b) => {
                     let k = key2(b)
                         .ok_or_else(|| format!("anchor {:?} is one byte", String::from_utf8_lossy(b)))?;
                     filter_add(&mut index.short_filter[..], k, true);
-                    index.short_starts.push((k, ai));
+                    index.short_starts.entries.push((k, ai));
                 }
             }
         }
-        index.starts.sort_unstable();
-        index.ends.sort_unstable();
-        index.short_starts.sort_unstable();
+        index.starts.seal();
+        index.ends.seal();
+        index.short_starts.seal();
         index.anchors = literals;
         Ok(index)
     }
@@ -350,16 +350,40 @@ fn ceil_boundary(s: &str, mut i: usize) -> usize {
 /// A hit of one group of one pattern: (pattern, view, start, group, end).
 type Hit = (u32, View, usize, u16, usize);
 
-fn lookup(idx: &Index, table: &[(u32, u32)], key: u32, mut found: impl FnMut(&Literal)) {
-    let from = table.partition_point(|(k, _)| *k < key);
-    for (_, ai) in table
-        .get(from..)
-        .unwrap_or_default()
-        .iter()
-        .take_while(|(k, _)| *k == key)
-    {
-        if let Some(a) = idx.anchors.get(*ai as usize) {
-            found(a);
+/// (key, literal) pairs grouped by a 12-bit hash of the key: a lookup reads one bucket.
+#[derive(Default)]
+struct Table {
+    entries: Vec<(u32, u32)>,
+    buckets: Vec<u32>,
+}
+
+fn bucket(key: u32) -> usize {
+    (key.wrapping_mul(0x9E37_79B1) >> 20) as usize & 4095
+}
+
+impl Table {
+    fn seal(&mut self) {
+        self.entries.sort_unstable_by_key(|(k, a)| (bucket(*k), *k, *a));
+        let entries = &self.entries;
+        self.buckets = (0..=4096usize)
+            .map(|b| u32::try_from(entries.partition_point(|(k, _)| bucket(*k) < b)).unwrap_or(u32::MAX))
+            .collect();
+    }
+    fn get(&self, key: u32) -> &[(u32, u32)] {
+        let b = bucket(key);
+        let (Some(&from), Some(&to)) = (self.buckets.get(b), self.buckets.get(b + 1)) else {
+            return &[];
+        };
+        self.entries.get(from as usize..to as usize).unwrap_or_default()
+    }
+}
+
+fn lookup(idx: &Index, table: &Table, key: u32, mut found: impl FnMut(&Literal)) {
+    for (k, ai) in table.get(key) {
+        if *k == key {
+            if let Some(a) = idx.anchors.get(*ai as usize) {
+                found(a);
+            }
         }
     }
 }

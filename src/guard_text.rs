@@ -274,6 +274,9 @@ pub fn decodings(raw: &str, budget: &mut usize) -> Vec<String> {
             i += 1;
         }
         let run = bytes.get(start..i).unwrap_or_default();
+        if run.len() < MIN_HEX_RUN.min(MIN_BASE64_RUN) {
+            continue; // an ordinary word
+        }
         let hex = run.iter().all(u8::is_ascii_hexdigit);
         let decoded = if hex && run.len() >= MIN_HEX_RUN {
             decode_hex(run)

@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 WASM  := target/wasm32-wasip1/release/llm_warden.wasm
 export RUSTUP_TOOLCHAIN := 1.95.0
 
-.PHONY: run test toolchain venv wasm lint unit validate integration system-deps bench bench-auth bench-instructions bench-deps wasm-size cli schema fuzz-smoke soak soak-smoke clean
+.PHONY: run test toolchain venv wasm lint unit validate integration system-deps bench bench-auth bench-guard bench-instructions bench-deps wasm-size cli schema fuzz-smoke soak soak-smoke clean
 
 ## make run: build, install Envoy locally, start the demo on 127.0.0.1:10000.
 run: wasm venv
@@ -100,10 +100,15 @@ fuzz-smoke:
 bench-auth: toolchain
 	cargo bench --bench auth
 
+## make bench-guard: native input-guard cost for 1 MiB prompts (target: <= 10 ms each).
+bench-guard: toolchain
+	cargo bench --bench guard
+
 ## make bench: every benchmark (prints figures; asserts nothing).
 bench: bench-auth wasm venv bench-deps
 	cargo bench --bench ratelimit
 	cargo bench --bench redact
+	cargo bench --bench guard
 	$(PY) tests/bench/redaction_in_envoy.py
 	$(PY) bench/envoy_bench.py
 	$(PY) bench/instructions.py

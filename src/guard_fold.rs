@@ -1,0 +1,265 @@
+//! Text folding for the input guard: the "skeleton" rules are matched against.
+//!
+//! Per character, in one linear pass: invisible characters (zero-width, bidi controls, tag
+//! characters, soft hyphen) are dropped; whitespace and controls collapse to one space; other
+//! characters take their compatibility decomposition (NFKD: fullwidth, math alphanumerics,
+//! ligatures, halfwidth kana), lose combining marks (accents, strike-throughs, Arabic harakat,
+//! stacked "zalgo" marks), are lower-cased, and are mapped through the confusables table below
+//! (TR39 confusables.txt entries whose target is a Latin letter: Cyrillic, Greek, Armenian,
+//! Cherokee-free subset, IPA and Latin small capitals). As in a TR39 skeleton, this is for
+//! comparison only: rule patterns pass through the same fold, so "révèle" in a rule matches
+//! "revele", "RÉVÈLE" and "rе́vеlе" (Cyrillic е) alike. Han, kana and Hangul are passed
+//! through untouched (stable under NFKC; decomposing Hangul would only slow the scan).
+//! The whole table is a `match`, which costs a few KiB of .wasm where the full TR39 data
+//! (unicode-security) would cost far more for scripts no rule is written in.
+
+use unicode_normalization::char::decompose_compatible;
+
+/// TR39 confusables of Latin letters (already lower-cased input).
+fn confusable(c: char) -> char {
+    match c {
+        // Cyrillic
+        'а' | 'ӓ' => 'a',
+        'в' | 'ь' => 'b',
+        'с' | 'ҫ' => 'c',
+        'ԁ' => 'd',
+        'е' | 'ё' | 'є' => 'e',
+        'һ' => 'h',
+        'і' | 'ї' | 'ӏ' => 'i',
+        'ј' => 'j',
+        'к' => 'k',
+        'м' => 'm',
+        'п' => 'n',
+        'о' | 'ӧ' => 'o',
+        'р' => 'p',
+        'ԛ' => 'q',
+        'г' => 'r',
+        'ѕ' => 's',
+        'т' => 't',
+        'ԝ' => 'w',
+        'х' | 'ҳ' => 'x',
+        'у' | 'ү' => 'y',
+        // Greek
+        'α' => 'a',
+        'β' => 'b',
+        'ϲ' => 'c',
+        'ε' => 'e',
+        'ι' => 'i',
+        'κ' => 'k',
+        'η' => 'n',
+        'ο' | 'σ' => 'o',
+        'ρ' => 'p',
+        'τ' => 't',
+        'υ' => 'u',
+        'ν' => 'v',
+        'ω' => 'w',
+        'χ' => 'x',
+        'γ' => 'y',
+        // Armenian
+        'ա' => 'w',
+        'գ' | 'զ' => 'q',
+        'հ' => 'h',
+        'յ' => 'j',
+        'ո' => 'n',
+        'ս' => 'u',
+        'ց' => 'g',
+        'օ' => 'o',
+        'ք' => 'p',
+        'ւ' => 'i',
+        // Latin small capitals and IPA
+        'ᴀ' | 'ɑ' => 'a',
+        'ʙ' => 'b',
+        'ᴄ' => 'c',
+        'ᴅ' => 'd',
+        'ᴇ' => 'e',
+        'ꜰ' => 'f',
+        'ɢ' | 'ɡ' => 'g',
+        'ʜ' => 'h',
+        'ɪ' | 'ɩ' | 'ı' => 'i',
+        'ᴊ' => 'j',
+        'ᴋ' => 'k',
+        'ʟ' => 'l',
+        'ᴍ' => 'm',
+        'ɴ' => 'n',
+        'ᴏ' => 'o',
+        'ᴘ' => 'p',
+        'ǫ' => 'q',
+        'ʀ' => 'r',
+        'ꜱ' => 's',
+        'ᴛ' => 't',
+        'ᴜ' => 'u',
+        'ᴠ' => 'v',
+        'ᴡ' => 'w',
+        'ʏ' => 'y',
+        'ᴢ' | 'ʐ' => 'z',
+        _ => c,
+    }
+}
+
+pub(crate) fn invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{00AD}' | '\u{034F}' | '\u{180E}')
+        || matches!(c, '\u{E0000}'..='\u{E007F}') // tag characters ("ASCII smuggling")
+}
+
+/// Combining marks dropped by the fold (accents, overlays, Arabic harakat, zalgo stacks).
+fn combining(c: char) -> bool {
+    matches!(c, '\u{0300}'..='\u{036F}' | '\u{1AB0}'..='\u{1AFF}' | '\u{1DC0}'..='\u{1DFF}'
+        | '\u{20D0}'..='\u{20FF}' | '\u{FE20}'..='\u{FE2F}' | '\u{064B}'..='\u{065F}' | '\u{0670}')
+}
+
+/// Scripts that are already in their folded form.
+fn stable(c: char) -> bool {
+    matches!(c, '\u{3040}'..='\u{30FF}' | '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}'
+        | '\u{AC00}'..='\u{D7A3}' | '\u{0900}'..='\u{097F}' | '\u{0600}'..='\u{064A}')
+}
+
+fn push_folded(out: &mut String, c: char) {
+    if combining(c) {
+        return;
+    }
+    for l in c.to_lowercase() {
+        if !combining(l) {
+            out.push(confusable(l));
+        }
+    }
+}
+
+/// One non-ASCII character: look-alikes first (ǫ is q before it is o with an ogonek), then the
+/// compatibility decomposition without marks.
+fn fold_char(c: char, out: &mut String) {
+    if stable(c) {
+        out.push(c);
+        return;
+    }
+    for l in c.to_lowercase() {
+        let m = confusable(l);
+        if m != l {
+            out.push(m);
+        } else {
+            decompose_compatible(l, |d| {
+                if d.is_whitespace() {
+                    out.push(' ');
+                } else {
+                    push_folded(out, d)
+                }
+            });
+        }
+    }
+}
+
+/// Appends the folded form of `text` to `out` (whitespace collapsed against what `out` ends with).
+pub fn fold_into(text: &str, out: &mut String) {
+    let mut space = out.is_empty() || out.ends_with(' ');
+    let mut rest = text;
+    while !rest.is_empty() {
+        // ASCII runs are the common case: copied a run at a time, lower-cased, whitespace collapsed
+        let ascii = rest.bytes().position(|b| !b.is_ascii()).unwrap_or(rest.len());
+        let (run, tail) = rest.split_at(ascii);
+        let mut buf = Vec::with_capacity(run.len());
+        for b in run.bytes() {
+            if b.is_ascii_whitespace() || b.is_ascii_control() {
+                if !space {
+                    buf.push(b' ');
+                    space = true;
+                }
+            } else {
+                buf.push(b.to_ascii_lowercase());
+                space = false;
+            }
+        }
+        out.push_str(std::str::from_utf8(&buf).unwrap_or_default());
+        let mut chars = tail.chars();
+        let Some(c) = chars.next() else { break };
+        rest = chars.as_str();
+        if invisible(c) {
+            continue;
+        }
+        if c.is_whitespace() || c.is_control() {
+            if !space {
+                out.push(' ');
+                space = true;
+            }
+            continue;
+        }
+        space = false;
+        fold_char(c, out);
+    }
+}
+
+/// The folded form of `text`, trimmed.
+pub fn normalize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    fold_into(text, &mut out);
+    while out.ends_with(' ') {
+        out.pop();
+    }
+    out
+}
+
+/// A rule pattern folded like text, leaving ASCII (regex syntax) untouched.
+pub fn fold_pattern(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    for c in pattern.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else if invisible(c) {
+        } else {
+            fold_char(c, &mut out);
+        }
+    }
+    out
+}
+
+/// Leetspeak folded, byte for byte (ASCII to ASCII, so offsets stay aligned with the input).
+pub fn deleet_bytes(normalized: &str) -> Vec<u8> {
+    normalized
+        .bytes()
+        .map(|b| match b {
+            b'0' => b'o',
+            b'1' | b'!' | b'|' => b'i',
+            b'3' => b'e',
+            b'4' | b'@' => b'a',
+            b'5' | b'$' => b's',
+            b'7' => b't',
+            _ => b,
+        })
+        .collect()
+}
+
+pub fn deleet(normalized: &str) -> String {
+    String::from_utf8_lossy(&deleet_bytes(normalized)).into_owned()
+}
+
+pub fn rot13(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            'a'..='m' | 'A'..='M' => char::from(c as u8 + 13),
+            'n'..='z' | 'N'..='Z' => char::from(c as u8 - 13),
+            _ => c,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds() {
+        assert_eq!(
+            normalize("Ｉｇｎｏｒｅ\u{200B} ALL\tprevious\n\n instructions"),
+            "ignore all previous instructions"
+        );
+        assert_eq!(normalize("іgnоrе"), "ignore"); // Cyrillic
+        assert_eq!(normalize("𝐢𝐠𝐧𝐨𝐫𝐞"), "ignore"); // math bold
+        assert_eq!(normalize("ɪɢɴᴏʀᴇ"), "ignore"); // small capitals
+        assert_eq!(normalize("ignօrе prеviօսs"), "ignore previous"); // Armenian օ ս
+        assert_eq!(normalize("i\u{301}g\u{336}n\u{308}ore"), "ignore"); // combining marks
+        assert_eq!(normalize("Révèle"), "revele");
+        assert_eq!(normalize("a\u{E0041}b"), "ab"); // tag characters removed
+        assert_eq!(fold_pattern(r"r[ée]v\b"), r"r[ee]v\b");
+        assert_eq!(deleet("1gn0r3 pr3v10u5"), "ignore previous");
+        assert_eq!(rot13("vtaber"), "ignore");
+    }
+}

@@ -28,7 +28,8 @@ def main():
     plugin = {
         "issuers": [{"name": "b", "issuer": ISS, "audiences": ["llm-api"], "jwks": {"inline": tokens.jwks(key)}}],
         "authorization": {"routes": [{"match": {"path_prefix": "/"}, "policy": "p"}],
-                          "policies": {"p": {"rules": [{"name": "all", "models": ["*"]}], "redaction": {}}}},
+                          "policies": {"p": {"rules": [{"name": "all", "models": ["*"], "actions": ["*", "other"]}],
+                                                "redaction": {}}}},
     }
     work = Path(tempfile.mkdtemp())
     (work / "with").mkdir()

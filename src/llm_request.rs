@@ -105,13 +105,12 @@ pub struct BodyFacts {
 impl BodyFacts {
     /// The id of every tool the request declares or forces, once each.
     pub fn all_tools(&self) -> Vec<&str> {
-        let mut t: Vec<&str> = Vec::with_capacity(self.tools.len());
-        for tool in &self.tools {
-            if !t.contains(&tool.id.as_str()) {
-                t.push(tool.id.as_str());
-            }
-        }
-        t
+        let mut seen = std::collections::HashSet::new();
+        self.tools
+            .iter()
+            .map(|tool| tool.id.as_str())
+            .filter(|id| seen.insert(*id))
+            .collect()
     }
 
     /// The first tool none of whose grant names `granted` accepts.
@@ -121,13 +120,13 @@ impl BodyFacts {
 
     /// The names the model may call the declared tools by, once each.
     pub fn call_names(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for c in self.tools.iter().flat_map(|t| &t.calls) {
-            if !out.contains(c) {
-                out.push(c.clone());
-            }
-        }
-        out
+        let mut seen = std::collections::HashSet::new();
+        self.tools
+            .iter()
+            .flat_map(|t| &t.calls)
+            .filter(|c| seen.insert(c.as_str()))
+            .cloned()
+            .collect()
     }
 }
 

@@ -14,7 +14,7 @@ use crate::llm_request::{BodyError, ToolChoice, MAX_NAME_LEN};
 use serde_json::{Map, Value};
 
 /// Whether a tool is chosen by name or by type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ToolKind {
     /// A function, custom tool or Anthropic client tool: the caller picks the name.
     Named,
@@ -23,7 +23,7 @@ pub enum ToolKind {
 }
 
 /// One tool a request declares, forces or switches on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Tool {
     /// How policies and audit records name it: the function name, the built-in type,
     /// `mcp:<server label>`, `web_search_options`...
@@ -482,16 +482,18 @@ pub fn tools_of(obj: &Map<String, Value>) -> Result<ToolFacts, BodyError> {
         Some(_) => return Err(BodyError::BadField("function_call")),
     }
 
+    // Sets keep this linear: a request may declare thousands of tools.
     let mut tools: Vec<Tool> = Vec::with_capacity(declared.len() + forced.len());
+    let mut seen = std::collections::HashSet::new();
     for t in declared {
-        if !tools.contains(&t) {
+        if seen.insert(t.clone()) {
             tools.push(t);
         }
     }
     let declared_count = tools.len();
     for t in forced {
         let declared = tools.get(..declared_count).unwrap_or_default();
-        if !declared_by(&t, declared) && !tools.contains(&t) {
+        if !declared_by(&t, declared) && seen.insert(t.clone()) {
             tools.push(t);
         }
     }

@@ -663,60 +663,6 @@ impl CredentialSpec {
             .join("&");
         (headers, body)
     }
-
-    /// Transitional (the adapter before single flight): the cache key for a caller known
-    /// only by [`caller_hash`] of its token.
-    fn legacy_key(&self, caller: Option<u64>) -> Option<CredentialKey> {
-        let prefix = format!("llm-warden/cred2/{}", hex(self.selection.get(..8)?));
-        match (self.source, caller) {
-            (CredentialSource::TokenExchange, Some(h)) => Some(self.slot_key(
-                &prefix,
-                digest(&[&self.selection, b"caller-hash", &h.to_le_bytes()]),
-            )),
-            (CredentialSource::TokenExchange, None) => None,
-            _ => self.key(None),
-        }
-    }
-
-    /// Transitional: [`Self::lookup`] for the adapter before single flight.
-    pub fn cached(&self, store: &dyn SharedStore, now: u64, caller: Option<u64>) -> Option<String> {
-        self.lookup(store, &self.legacy_key(caller)?, now.saturating_mul(1000))
-    }
-
-    /// Transitional: caches a credential (the adapter before single flight).
-    pub fn store(
-        &self,
-        store: &dyn SharedStore,
-        now: u64,
-        caller: Option<u64>,
-        token: &str,
-        expires_in: u64,
-    ) -> bool {
-        let Some(key) = self.legacy_key(caller) else {
-            return false;
-        };
-        let (rec, cas) = read(store, &key);
-        let mut r = rec
-            .filter(|r| r.binding == key.binding)
-            .unwrap_or_else(|| Record {
-                binding: key.binding.clone(),
-                ..Record::default()
-            });
-        let answer = TokenAnswer {
-            token: token.to_string(),
-            lifetime_s: expires_in,
-            lifetime_defaulted: false,
-            short_lived: expires_in < SHORT_LIFETIME_S,
-        };
-        self.fill(&mut r, &answer, now.saturating_mul(1000));
-        write(store, &key, &r, cas) == StoreWrite::Written
-    }
-}
-
-/// Identifies a caller's token for the transitional exchange cache without keeping it.
-pub fn caller_hash(token: &str) -> u64 {
-    let h = crate::token_cache::hash_token(token);
-    u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]).max(1)
 }
 
 /// application/x-www-form-urlencoded value encoding.
@@ -849,16 +795,6 @@ pub fn parse_token_answer(status: Option<u16>, body: &[u8]) -> Result<TokenAnswe
     })
 }
 
-/// Transitional: [`parse_token_answer`] as (token, lifetime) for the adapter before
-/// single flight.
-pub fn parse_token_response(status: Option<u16>, body: &[u8]) -> Result<(String, u64), String> {
-    parse_token_answer(status, body)
-        .map(|a| (a.token, a.lifetime_s))
-        .map_err(|e| e.to_string())
-}
-
-/// The subject of an obtained JWT credential, for the audit chain (it is our own token
-/// from our token endpoint; nothing is decided on it).
 /// The reply when no upstream credential could be had: the request is never sent without it.
 pub fn unavailable_reply() -> crate::reason::Reply {
     crate::reason::Reply {
@@ -873,6 +809,8 @@ pub fn unavailable_reply() -> crate::reason::Reply {
     }
 }
 
+/// The subject of an obtained JWT credential, for the audit chain (it is our own token
+/// from our token endpoint; nothing is decided on it).
 pub fn credential_subject(token: &str) -> Option<String> {
     use base64::Engine;
     let payload = token.split('.').nth(1)?;
@@ -1291,13 +1229,12 @@ mod tests {
 
     #[test]
     fn token_responses() {
-        assert_eq!(
-            parse_token_response(
-                Some(200),
-                br#"{"access_token":"abc","token_type":"Bearer","expires_in":120}"#
-            ),
-            Ok(("abc".into(), 120))
-        );
+        let ok = parse_token_answer(
+            Some(200),
+            br#"{"access_token":"abc","token_type":"Bearer","expires_in":120}"#,
+        )
+        .unwrap();
+        assert_eq!((ok.token.as_str(), ok.lifetime_s), ("abc", 120));
         assert_eq!(
             parse_token_answer(Some(401), b"{}"),
             Err(TokenError::Status(Some(401)))
@@ -1309,8 +1246,9 @@ mod tests {
             "no header injection"
         );
         assert_eq!(parse_token_answer(Some(200), b"<html>"), Err(TokenError::NotJson));
-        let msg =
-            parse_token_response(Some(200), br#"{"access_token":"sekrit","token_type":"mac"}"#).unwrap_err();
+        let msg = parse_token_answer(Some(200), br#"{"access_token":"sekrit","token_type":"mac"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(!msg.contains("sekrit"), "errors never carry the token");
     }
 
@@ -1349,30 +1287,6 @@ mod tests {
             }
         }
         assert_eq!(fetches, 1);
-    }
-
-    #[test]
-    fn transitional_api_caches_with_refresh_ahead() {
-        let store = MemStore::default();
-        let s = cc();
-        assert_eq!(s.cached(&store, 1000, None), None);
-        assert!(s.store(&store, 1000, None, "tok-1", 300));
-        assert_eq!(s.cached(&store, 1100, None).as_deref(), Some("tok-1"));
-        assert_eq!(s.cached(&store, 1239, None).as_deref(), Some("tok-1"));
-        assert_eq!(s.cached(&store, 1240, None), None, "refreshed 60 s before expiry");
-        assert!(s.store(&store, 1000, None, "tok-5", 5));
-        assert_eq!(
-            s.cached(&store, 1003, None).as_deref(),
-            Some("tok-5"),
-            "short lives cached"
-        );
-        let x = spec(with(cc_json(), "source", json!("token_exchange"))).unwrap();
-        let a = caller_hash("token-a");
-        let b = caller_hash("token-b");
-        x.store(&store, 1000, Some(a), "xa", 300);
-        assert_eq!(x.cached(&store, 1000, Some(a)).as_deref(), Some("xa"));
-        assert_eq!(x.cached(&store, 1000, Some(b)), None);
-        assert_eq!(x.cached(&store, 1000, None), None);
     }
 
     #[test]

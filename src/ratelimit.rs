@@ -586,21 +586,6 @@ fn tighter(current: Option<Status>, new: Status) -> Option<Status> {
     }
 }
 
-/// [`reserve`] with a flat token estimate (superseded: pass a `TokenEstimate` to
-/// [`reserve`] so the charge of a call that ends without usage can be computed).
-pub fn admit_all(
-    table: &SlotTable,
-    store: &dyn SharedStore,
-    now: u64,
-    specs: &[LimitSpec],
-    key_of: &dyn Fn(&LimitSpec) -> u64,
-    estimate_tokens: u64,
-    enforce: bool,
-) -> Admission {
-    let estimate = TokenEstimate::flat(estimate_tokens);
-    reserve(table, store, now, specs, key_of, &estimate, enforce)
-}
-
 /// Applies every limit of the granting rule before the call; all must pass. Request limits
 /// take one unit; token limits reserve `estimate.reservation()` (capped at the limit's
 /// amount). `key_of` names the counter of a spec. In enforce mode a denial refunds what the
@@ -823,7 +808,7 @@ mod admission_tests {
         ];
         let key = |s: &LimitSpec| key_hash(&[&s.limit.name, "alice"]);
         for i in 0..5 {
-            let a = admit_all(&table, &store, S, &specs, &key, 0, true);
+            let a = reserve(&table, &store, S, &specs, &key, &TokenEstimate::flat(0), true);
             assert_eq!(a.allowed, i < 2, "call {i}");
             if !a.allowed {
                 assert_eq!(a.denied_by.as_deref(), Some("narrow"));
@@ -831,7 +816,15 @@ mod admission_tests {
             }
         }
         // The refused calls were refunded to "wide": only the 2 admitted calls count.
-        let a = admit_all(&table, &store, S, &specs[..1], &key, 0, true);
+        let a = reserve(
+            &table,
+            &store,
+            S,
+            &specs[..1],
+            &key,
+            &TokenEstimate::flat(0),
+            true,
+        );
         assert_eq!(a.requests.map(|r| r.remaining), Some(97));
     }
 
@@ -841,10 +834,12 @@ mod admission_tests {
         let table = SlotTable::new("t", 64);
         let specs = [spec("one", Kind::Requests, 1, false)];
         let key = |_: &LimitSpec| 7;
-        assert!(admit_all(&table, &store, S, &specs, &key, 0, false)
-            .denied_by
-            .is_none());
-        let a = admit_all(&table, &store, S, &specs, &key, 0, false);
+        assert!(
+            reserve(&table, &store, S, &specs, &key, &TokenEstimate::flat(0), false)
+                .denied_by
+                .is_none()
+        );
+        let a = reserve(&table, &store, S, &specs, &key, &TokenEstimate::flat(0), false);
         assert!(a.allowed);
         assert_eq!(a.denied_by.as_deref(), Some("one"));
     }
@@ -855,10 +850,10 @@ mod admission_tests {
         let table = SlotTable::new("t", 64);
         let specs = [spec("tpm", Kind::Tokens, 100, false)];
         let key = |_: &LimitSpec| 9;
-        let a = admit_all(&table, &store, S, &specs, &key, 0, true);
+        let a = reserve(&table, &store, S, &specs, &key, &TokenEstimate::flat(0), true);
         assert!(a.allowed && a.tokens.map(|t| t.remaining) == Some(100));
         settle(&table, &store, S, &a.pending, 150);
-        let a = admit_all(&table, &store, S, &specs, &key, 0, true);
+        let a = reserve(&table, &store, S, &specs, &key, &TokenEstimate::flat(0), true);
         assert!(!a.allowed, "150 of 100 tokens used: in debt");
         assert_eq!(
             a.retry_after_ns,
@@ -873,13 +868,13 @@ mod admission_tests {
         let table = SlotTable::new("t", 64);
         let specs = [spec("tpm", Kind::Tokens, 1000, true)];
         let key = |_: &LimitSpec| 11;
-        let a = admit_all(&table, &store, S, &specs, &key, 600, true);
+        let a = reserve(&table, &store, S, &specs, &key, &TokenEstimate::flat(600), true);
         assert!(a.allowed);
         assert_eq!(a.tokens.map(|t| t.remaining), Some(400));
-        let b = admit_all(&table, &store, S, &specs, &key, 600, true);
+        let b = reserve(&table, &store, S, &specs, &key, &TokenEstimate::flat(600), true);
         assert!(!b.allowed, "600 more do not fit while 600 are reserved");
         settle(&table, &store, S, &a.pending, 100);
-        let c = admit_all(&table, &store, S, &specs, &key, 600, true);
+        let c = reserve(&table, &store, S, &specs, &key, &TokenEstimate::flat(600), true);
         assert!(c.allowed, "only 100 were really used");
         assert_eq!(c.tokens.map(|t| t.remaining), Some(300));
     }
@@ -1087,12 +1082,12 @@ mod admission_tests {
     }
 
     #[test]
-    fn legacy_admit_all_reserves_its_flat_estimate() {
+    fn a_flat_estimate_is_reserved_whole() {
         let store = MemStore::default();
         let table = SlotTable::new("t", 64);
         let specs = [spec("tpm", Kind::Tokens, 100, false)];
         let key = |_: &LimitSpec| 26;
-        let a = admit_all(&table, &store, S, &specs, &key, 60, true);
+        let a = reserve(&table, &store, S, &specs, &key, &TokenEstimate::flat(60), true);
         assert_eq!((a.allowed, a.tokens_reserved()), (true, Some(60)));
         assert_eq!(a.estimate, TokenEstimate::flat(60));
     }

@@ -122,14 +122,6 @@ pub fn check_json(
     }
 }
 
-/// The body sent instead of a response that could not be inspected (compressed).
-pub fn uninspectable_body() -> Vec<u8> {
-    json!({"error": {"message": "The upstream response could not be inspected for tool calls and was withheld.",
-        "type": "server_error", "param": null, "code": "uninspectable_response"}})
-    .to_string()
-    .into_bytes()
-}
-
 fn error_body(endpoint: Endpoint, message: &str) -> Value {
     match endpoint {
         Endpoint::Messages => {

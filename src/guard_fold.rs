@@ -148,43 +148,69 @@ fn fold_char(c: char, out: &mut String) {
     }
 }
 
+/// ASCII folded by table: 0 for whitespace and controls (collapsed to one space), else the
+/// lower-cased byte.
+#[allow(clippy::indexing_slicing)] // compile time, i < 256: out of bounds cannot build
+const fn ascii_fold_table() -> [u8; 128] {
+    let mut t = [0u8; 128];
+    let mut i = 0;
+    while i < 128 {
+        let b = i as u8;
+        t[i] = if b.is_ascii_whitespace() || b.is_ascii_control() {
+            0
+        } else {
+            b.to_ascii_lowercase()
+        };
+        i += 1;
+    }
+    t
+}
+static ASCII_FOLD: [u8; 128] = ascii_fold_table();
+
 /// Appends the folded form of `text` to `out` (whitespace collapsed against what `out` ends with).
 pub fn fold_into(text: &str, out: &mut String) {
-    let mut space = out.is_empty() || out.ends_with(' ');
-    let mut rest = text;
-    while !rest.is_empty() {
-        // ASCII runs are the common case: copied a run at a time, lower-cased, whitespace collapsed
-        let ascii = rest.bytes().position(|b| !b.is_ascii()).unwrap_or(rest.len());
-        let (run, tail) = rest.split_at(ascii);
-        let mut buf = Vec::with_capacity(run.len());
-        for b in run.bytes() {
-            if b.is_ascii_whitespace() || b.is_ascii_control() {
-                if !space {
-                    buf.push(b' ');
-                    space = true;
-                }
-            } else {
-                buf.push(b.to_ascii_lowercase());
+    // built as bytes (one push per ASCII byte, no per-run buffer) and checked back into a String
+    let mut buf = std::mem::take(out).into_bytes();
+    buf.reserve(text.len());
+    let mut space = buf.last().is_none_or(|b| *b == b' ');
+    let mut scratch = String::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if let Some(&f) = ASCII_FOLD.get(usize::from(b)) {
+            i += 1;
+            if f != 0 {
+                buf.push(f);
                 space = false;
-            }
-        }
-        out.push_str(std::str::from_utf8(&buf).unwrap_or_default());
-        let mut chars = tail.chars();
-        let Some(c) = chars.next() else { break };
-        rest = chars.as_str();
-        if invisible(c) {
-            continue;
-        }
-        if c.is_whitespace() || c.is_control() {
-            if !space {
-                out.push(' ');
+            } else if !space {
+                buf.push(b' ');
                 space = true;
             }
             continue;
         }
-        space = false;
-        fold_char(c, out);
+        let Some(c) = text.get(i..).and_then(|t| t.chars().next()) else {
+            break;
+        };
+        let w = c.len_utf8();
+        if invisible(c) {
+        } else if c.is_whitespace() || c.is_control() {
+            if !space {
+                buf.push(b' ');
+                space = true;
+            }
+        } else {
+            space = false;
+            if stable(c) {
+                buf.extend_from_slice(bytes.get(i..i + w).unwrap_or_default());
+            } else {
+                scratch.clear();
+                fold_char(c, &mut scratch);
+                buf.extend_from_slice(scratch.as_bytes());
+            }
+        }
+        i += w;
     }
+    *out = String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
 }
 
 /// The folded form of `text`, trimmed.
@@ -211,20 +237,33 @@ pub fn fold_pattern(pattern: &str) -> String {
     out
 }
 
-/// Leetspeak folded, byte for byte (ASCII to ASCII, so offsets stay aligned with the input).
-pub fn deleet_bytes(normalized: &str) -> Vec<u8> {
-    normalized
-        .bytes()
-        .map(|b| match b {
+#[allow(clippy::indexing_slicing)] // compile time, i < 256: out of bounds cannot build
+const fn leet_table() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = match i as u8 {
             b'0' => b'o',
             b'1' | b'!' | b'|' => b'i',
             b'3' => b'e',
             b'4' | b'@' => b'a',
             b'5' | b'$' => b's',
             b'7' => b't',
-            _ => b,
-        })
-        .collect()
+            b => b,
+        };
+        i += 1;
+    }
+    t
+}
+static LEET: [u8; 256] = leet_table();
+
+/// Leetspeak folded, byte for byte (ASCII to ASCII, so offsets stay aligned with the input).
+pub fn deleet_bytes(normalized: &str) -> Vec<u8> {
+    let mut out = normalized.as_bytes().to_vec();
+    for b in &mut out {
+        *b = LEET.get(usize::from(*b)).copied().unwrap_or(*b);
+    }
+    out
 }
 
 pub fn deleet(normalized: &str) -> String {

@@ -167,6 +167,43 @@ const fn ascii_fold_table() -> [u8; 128] {
 }
 static ASCII_FOLD: [u8; 128] = ascii_fold_table();
 
+/// Slot of a character in the fold cache: the two-byte UTF-8 range (Latin, Greek, Cyrillic,
+/// Armenian, Hebrew, Arabic), CJK punctuation and the fullwidth and halfwidth forms.
+fn cache_slot(c: char) -> Option<usize> {
+    let cp = c as usize;
+    match cp {
+        0x80..=0x7FF => Some(cp - 0x80),
+        0x3000..=0x303F => Some(cp - 0x3000 + 0x780),
+        0xFF00..=0xFFEF => Some(cp - 0xFF00 + 0x7C0),
+        _ => None,
+    }
+}
+const CACHE_SLOTS: usize = 0x7C0 + 0xF0;
+const CACHED_MAX: usize = 7;
+
+/// `fold_char` of the cached characters, computed once: (length, bytes); longer results are
+/// not cached (length 0xFF) and folded each time.
+fn cached_fold(c: char) -> Option<&'static [u8]> {
+    static CACHE: std::sync::OnceLock<Vec<(u8, [u8; CACHED_MAX])>> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(|| {
+        let mut table = vec![(0xFF, [0u8; CACHED_MAX]); CACHE_SLOTS];
+        let mut s = String::new();
+        for c in (0x80..=0xFFEF).filter_map(char::from_u32) {
+            if let Some(entry) = cache_slot(c).and_then(|i| table.get_mut(i)) {
+                s.clear();
+                fold_char(c, &mut s);
+                if let (Some(dst), Ok(len)) = (entry.1.get_mut(..s.len()), u8::try_from(s.len())) {
+                    dst.copy_from_slice(s.as_bytes());
+                    entry.0 = len;
+                }
+            }
+        }
+        table
+    });
+    let (len, bytes) = cache.get(cache_slot(c)?)?;
+    bytes.get(..usize::from(*len))
+}
+
 /// Appends the folded form of `text` to `out` (whitespace collapsed against what `out` ends with).
 pub fn fold_into(text: &str, out: &mut String) {
     // built as bytes (one push per ASCII byte, no per-run buffer) and checked back into a String
@@ -202,6 +239,8 @@ pub fn fold_into(text: &str, out: &mut String) {
             space = false;
             if stable(c) {
                 buf.extend_from_slice(bytes.get(i..i + w).unwrap_or_default());
+            } else if let Some(folded) = cached_fold(c) {
+                buf.extend_from_slice(folded);
             } else {
                 scratch.clear();
                 fold_char(c, &mut scratch);
@@ -300,5 +339,22 @@ mod tests {
         assert_eq!(fold_pattern(r"r[ée]v\b"), r"r[ee]v\b");
         assert_eq!(deleet("1gn0r3 pr3v10u5"), "ignore previous");
         assert_eq!(rot13("vtaber"), "ignore");
+    }
+
+    #[test]
+    fn fold_cache_matches_fold_char() {
+        for c in (0x80..=0xFFEF).filter_map(char::from_u32) {
+            let mut direct = String::new();
+            fold_char(c, &mut direct);
+            if let Some(cached) = cached_fold(c) {
+                assert_eq!(cached, direct.as_bytes(), "U+{:04X}", c as u32);
+            } else {
+                assert!(
+                    cache_slot(c).is_none() || direct.len() > CACHED_MAX,
+                    "U+{:04X}",
+                    c as u32
+                );
+            }
+        }
     }
 }

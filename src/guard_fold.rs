@@ -148,16 +148,16 @@ fn fold_char(c: char, out: &mut String) {
     }
 }
 
-/// ASCII folded by table: 0 for whitespace and controls (collapsed to one space), else the
+/// ASCII folded by table: whitespace and controls to a space (collapsed after), else the
 /// lower-cased byte.
-#[allow(clippy::indexing_slicing)] // compile time, i < 256: out of bounds cannot build
+#[allow(clippy::indexing_slicing)] // compile time, i < 128: out of bounds cannot build
 const fn ascii_fold_table() -> [u8; 128] {
     let mut t = [0u8; 128];
     let mut i = 0;
     while i < 128 {
         let b = i as u8;
         t[i] = if b.is_ascii_whitespace() || b.is_ascii_control() {
-            0
+            b' '
         } else {
             b.to_ascii_lowercase()
         };
@@ -206,23 +206,33 @@ fn cached_fold(c: char) -> Option<&'static [u8]> {
 
 /// Appends the folded form of `text` to `out` (whitespace collapsed against what `out` ends with).
 pub fn fold_into(text: &str, out: &mut String) {
-    // built as bytes (one push per ASCII byte, no per-run buffer) and checked back into a String
+    // built as bytes and checked back into a String once
     let mut buf = std::mem::take(out).into_bytes();
     buf.reserve(text.len());
     let mut space = buf.last().is_none_or(|b| *b == b' ');
     let mut scratch = String::new();
+    let mut run = Vec::new();
     let bytes = text.as_bytes();
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
-        if let Some(&f) = ASCII_FOLD.get(usize::from(b)) {
-            i += 1;
-            if f != 0 {
-                buf.push(f);
-                space = false;
-            } else if !space {
-                buf.push(b' ');
-                space = true;
+        if b.is_ascii() {
+            // a whole ASCII run by table, then its spaces collapsed (bulk loops, no push per byte)
+            let tail = bytes.get(i..).unwrap_or_default();
+            let len = tail.iter().position(|b| !b.is_ascii()).unwrap_or(tail.len());
+            let ascii = tail.get(..len).unwrap_or_default();
+            run.clear();
+            run.extend(
+                ascii
+                    .iter()
+                    .map(|b| ASCII_FOLD.get(usize::from(*b)).copied().unwrap_or(b' ')),
+            );
+            run.dedup_by(|b, a| *a == b' ' && *b == b' ');
+            let from = usize::from(space && run.first() == Some(&b' '));
+            if let Some(kept) = run.get(from..).filter(|k| !k.is_empty()) {
+                buf.extend_from_slice(kept);
+                space = kept.last() == Some(&b' ');
             }
+            i += len.max(1);
             continue;
         }
         let Some(c) = text.get(i..).and_then(|t| t.chars().next()) else {

@@ -310,16 +310,19 @@ fn word_at(text: &[u8], i: usize) -> bool {
     if b < 0x80 {
         return b.is_ascii_alphanumeric();
     }
-    let width = match b {
-        0xC0..=0xDF => 2,
-        0xE0..=0xEF => 3,
-        0xF0..=0xF7 => 4,
+    let (width, lead) = match b {
+        0xC0..=0xDF => (2, b & 0x1F),
+        0xE0..=0xEF => (3, b & 0x0F),
+        0xF0..=0xF7 => (4, b & 0x07),
         _ => return true, // a continuation byte: inside a character
     };
-    let c = text
-        .get(i..i + width)
-        .and_then(|w| std::str::from_utf8(w).ok())
-        .and_then(|s| s.chars().next());
+    // decoded in place (the text is UTF-8: a lead byte starts a whole character)
+    let c = text.get(i + 1..i + width).and_then(|cont| {
+        cont.iter().try_fold(u32::from(lead), |acc, &x| {
+            (x & 0xC0 == 0x80).then_some(acc << 6 | u32::from(x & 0x3F))
+        })
+    });
+    let c = c.and_then(char::from_u32);
     // not ASCII, so never ASCII punctuation; the cheap range test first, the Unicode tables
     // only for the few punctuation-range characters that are letters or digits (ª, ², µ)
     c.is_none_or(|c| !is_unicode_punct(c) || c.is_alphanumeric())

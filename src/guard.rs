@@ -98,6 +98,7 @@ struct Index {
     exfil: Vec<Regex>,
 }
 
+#[inline(always)]
 fn key3(b: &[u8]) -> Option<u32> {
     match b {
         [a, b, c, ..] => Some(u32::from(*a) << 16 | u32::from(*b) << 8 | u32::from(*c)),
@@ -105,6 +106,7 @@ fn key3(b: &[u8]) -> Option<u32> {
     }
 }
 
+#[inline(always)]
 fn key2(b: &[u8]) -> Option<u32> {
     match b {
         [a, b, ..] => Some(u32::from(*a) << 8 | u32::from(*b)),
@@ -112,11 +114,13 @@ fn key2(b: &[u8]) -> Option<u32> {
     }
 }
 
+#[inline(always)]
 fn slot(key: u32) -> (usize, u64) {
     let h = (key.wrapping_mul(0x9E37_79B1) >> 16) & 0xFFFF;
     ((h >> 6) as usize, 1u64 << (h & 63))
 }
 
+#[inline(always)]
 fn filter_has(filter: &[u64], key: u32, direct: bool) -> bool {
     let (word, bit) = if direct {
         ((key >> 6) as usize, 1u64 << (key & 63))
@@ -294,6 +298,7 @@ fn index() -> Result<&'static Index, String> {
 }
 
 /// Word bytes: ASCII letters and digits, and any byte of a non-ASCII character.
+#[inline(always)]
 fn word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b >= 0x80
 }
@@ -305,17 +310,22 @@ fn word_at(text: &[u8], i: usize) -> bool {
     if b < 0x80 {
         return b.is_ascii_alphanumeric();
     }
-    let width = match b {
-        0xC0..=0xDF => 2,
-        0xE0..=0xEF => 3,
-        0xF0..=0xF7 => 4,
+    let (width, lead) = match b {
+        0xC0..=0xDF => (2, b & 0x1F),
+        0xE0..=0xEF => (3, b & 0x0F),
+        0xF0..=0xF7 => (4, b & 0x07),
         _ => return true, // a continuation byte: inside a character
     };
-    let c = text
-        .get(i..i + width)
-        .and_then(|w| std::str::from_utf8(w).ok())
-        .and_then(|s| s.chars().next());
-    c.is_none_or(|c| c.is_alphanumeric() || !(c.is_ascii_punctuation() || is_unicode_punct(c)))
+    // decoded in place (the text is UTF-8: a lead byte starts a whole character)
+    let c = text.get(i + 1..i + width).and_then(|cont| {
+        cont.iter().try_fold(u32::from(lead), |acc, &x| {
+            (x & 0xC0 == 0x80).then_some(acc << 6 | u32::from(x & 0x3F))
+        })
+    });
+    let c = c.and_then(char::from_u32);
+    // not ASCII, so never ASCII punctuation; the cheap range test first, the Unicode tables
+    // only for the few punctuation-range characters that are letters or digits (ª, ², µ)
+    c.is_none_or(|c| !is_unicode_punct(c) || c.is_alphanumeric())
 }
 
 /// Punctuation and symbols outside ASCII that sit next to words.
@@ -327,6 +337,7 @@ fn is_unicode_punct(c: char) -> bool {
 /// Lead bytes of scripts written without spaces between words (or with prefixes glued on):
 /// Arabic (U+0600..U+06FF) and kana, CJK and Hangul (U+3000..U+DFFF): every character starts
 /// a token there.
+#[inline(always)]
 fn unspaced_lead(b: u8) -> bool {
     matches!(b, 0xD8..=0xDB | 0xE3..=0xED)
 }
@@ -357,6 +368,7 @@ struct Table {
     buckets: Vec<u32>,
 }
 
+#[inline(always)]
 fn bucket(key: u32) -> usize {
     (key.wrapping_mul(0x9E37_79B1) >> 20) as usize & 4095
 }

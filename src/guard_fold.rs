@@ -148,43 +148,118 @@ fn fold_char(c: char, out: &mut String) {
     }
 }
 
+/// ASCII folded by table: whitespace and controls to a space (collapsed after), else the
+/// lower-cased byte.
+#[allow(clippy::indexing_slicing)] // compile time, i < 128: out of bounds cannot build
+const fn ascii_fold_table() -> [u8; 128] {
+    let mut t = [0u8; 128];
+    let mut i = 0;
+    while i < 128 {
+        let b = i as u8;
+        t[i] = if b.is_ascii_whitespace() || b.is_ascii_control() {
+            b' '
+        } else {
+            b.to_ascii_lowercase()
+        };
+        i += 1;
+    }
+    t
+}
+static ASCII_FOLD: [u8; 128] = ascii_fold_table();
+
+/// Slot of a character in the fold cache: the two-byte UTF-8 range (Latin, Greek, Cyrillic,
+/// Armenian, Hebrew, Arabic), CJK punctuation and the fullwidth and halfwidth forms.
+fn cache_slot(c: char) -> Option<usize> {
+    let cp = c as usize;
+    match cp {
+        0x80..=0x7FF => Some(cp - 0x80),
+        0x3000..=0x303F => Some(cp - 0x3000 + 0x780),
+        0xFF00..=0xFFEF => Some(cp - 0xFF00 + 0x7C0),
+        _ => None,
+    }
+}
+const CACHE_SLOTS: usize = 0x7C0 + 0xF0;
+const CACHED_MAX: usize = 7;
+
+/// `fold_char` of the cached characters, computed once: (length, bytes); longer results are
+/// not cached (length 0xFF) and folded each time.
+fn cached_fold(c: char) -> Option<&'static [u8]> {
+    static CACHE: std::sync::OnceLock<Vec<(u8, [u8; CACHED_MAX])>> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(|| {
+        let mut table = vec![(0xFF, [0u8; CACHED_MAX]); CACHE_SLOTS];
+        let mut s = String::new();
+        for c in (0x80..=0xFFEF).filter_map(char::from_u32) {
+            if let Some(entry) = cache_slot(c).and_then(|i| table.get_mut(i)) {
+                s.clear();
+                fold_char(c, &mut s);
+                if let (Some(dst), Ok(len)) = (entry.1.get_mut(..s.len()), u8::try_from(s.len())) {
+                    dst.copy_from_slice(s.as_bytes());
+                    entry.0 = len;
+                }
+            }
+        }
+        table
+    });
+    let (len, bytes) = cache.get(cache_slot(c)?)?;
+    bytes.get(..usize::from(*len))
+}
+
 /// Appends the folded form of `text` to `out` (whitespace collapsed against what `out` ends with).
 pub fn fold_into(text: &str, out: &mut String) {
-    let mut space = out.is_empty() || out.ends_with(' ');
-    let mut rest = text;
-    while !rest.is_empty() {
-        // ASCII runs are the common case: copied a run at a time, lower-cased, whitespace collapsed
-        let ascii = rest.bytes().position(|b| !b.is_ascii()).unwrap_or(rest.len());
-        let (run, tail) = rest.split_at(ascii);
-        let mut buf = Vec::with_capacity(run.len());
-        for b in run.bytes() {
-            if b.is_ascii_whitespace() || b.is_ascii_control() {
-                if !space {
-                    buf.push(b' ');
-                    space = true;
-                }
-            } else {
-                buf.push(b.to_ascii_lowercase());
-                space = false;
+    // built as bytes and checked back into a String once
+    let mut buf = std::mem::take(out).into_bytes();
+    buf.reserve(text.len());
+    let mut space = buf.last().is_none_or(|b| *b == b' ');
+    let mut scratch = String::new();
+    let mut run = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b.is_ascii() {
+            // a whole ASCII run by table, then its spaces collapsed (bulk loops, no push per byte)
+            let tail = bytes.get(i..).unwrap_or_default();
+            let len = tail.iter().position(|b| !b.is_ascii()).unwrap_or(tail.len());
+            let ascii = tail.get(..len).unwrap_or_default();
+            run.clear();
+            run.extend(
+                ascii
+                    .iter()
+                    .map(|b| ASCII_FOLD.get(usize::from(*b)).copied().unwrap_or(b' ')),
+            );
+            run.dedup_by(|b, a| *a == b' ' && *b == b' ');
+            let from = usize::from(space && run.first() == Some(&b' '));
+            if let Some(kept) = run.get(from..).filter(|k| !k.is_empty()) {
+                buf.extend_from_slice(kept);
+                space = kept.last() == Some(&b' ');
             }
-        }
-        out.push_str(std::str::from_utf8(&buf).unwrap_or_default());
-        let mut chars = tail.chars();
-        let Some(c) = chars.next() else { break };
-        rest = chars.as_str();
-        if invisible(c) {
+            i += len.max(1);
             continue;
         }
-        if c.is_whitespace() || c.is_control() {
+        let Some(c) = text.get(i..).and_then(|t| t.chars().next()) else {
+            break;
+        };
+        let w = c.len_utf8();
+        if invisible(c) {
+        } else if c.is_whitespace() || c.is_control() {
             if !space {
-                out.push(' ');
+                buf.push(b' ');
                 space = true;
             }
-            continue;
+        } else {
+            space = false;
+            if stable(c) {
+                buf.extend_from_slice(bytes.get(i..i + w).unwrap_or_default());
+            } else if let Some(folded) = cached_fold(c) {
+                buf.extend_from_slice(folded);
+            } else {
+                scratch.clear();
+                fold_char(c, &mut scratch);
+                buf.extend_from_slice(scratch.as_bytes());
+            }
         }
-        space = false;
-        fold_char(c, out);
+        i += w;
     }
+    *out = String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
 }
 
 /// The folded form of `text`, trimmed.
@@ -211,20 +286,33 @@ pub fn fold_pattern(pattern: &str) -> String {
     out
 }
 
-/// Leetspeak folded, byte for byte (ASCII to ASCII, so offsets stay aligned with the input).
-pub fn deleet_bytes(normalized: &str) -> Vec<u8> {
-    normalized
-        .bytes()
-        .map(|b| match b {
+#[allow(clippy::indexing_slicing)] // compile time, i < 256: out of bounds cannot build
+const fn leet_table() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = match i as u8 {
             b'0' => b'o',
             b'1' | b'!' | b'|' => b'i',
             b'3' => b'e',
             b'4' | b'@' => b'a',
             b'5' | b'$' => b's',
             b'7' => b't',
-            _ => b,
-        })
-        .collect()
+            b => b,
+        };
+        i += 1;
+    }
+    t
+}
+static LEET: [u8; 256] = leet_table();
+
+/// Leetspeak folded, byte for byte (ASCII to ASCII, so offsets stay aligned with the input).
+pub fn deleet_bytes(normalized: &str) -> Vec<u8> {
+    let mut out = normalized.as_bytes().to_vec();
+    for b in &mut out {
+        *b = LEET.get(usize::from(*b)).copied().unwrap_or(*b);
+    }
+    out
 }
 
 pub fn deleet(normalized: &str) -> String {
@@ -261,5 +349,22 @@ mod tests {
         assert_eq!(fold_pattern(r"r[ée]v\b"), r"r[ee]v\b");
         assert_eq!(deleet("1gn0r3 pr3v10u5"), "ignore previous");
         assert_eq!(rot13("vtaber"), "ignore");
+    }
+
+    #[test]
+    fn fold_cache_matches_fold_char() {
+        for c in (0x80..=0xFFEF).filter_map(char::from_u32) {
+            let mut direct = String::new();
+            fold_char(c, &mut direct);
+            if let Some(cached) = cached_fold(c) {
+                assert_eq!(cached, direct.as_bytes(), "U+{:04X}", c as u32);
+            } else {
+                assert!(
+                    cache_slot(c).is_none() || direct.len() > CACHED_MAX,
+                    "U+{:04X}",
+                    c as u32
+                );
+            }
+        }
     }
 }

@@ -252,9 +252,21 @@ fn decode_hex(run: &[u8]) -> Option<String> {
     texty(&bytes?)
 }
 
-#[inline]
+#[allow(clippy::indexing_slicing)] // compile time, i < 256: out of bounds cannot build
+const fn b64_table() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = matches!(i as u8, b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'+' | b'/' | b'=' | b'-' | b'_');
+        i += 1;
+    }
+    t
+}
+static B64: [bool; 256] = b64_table();
+
+#[inline(always)]
 fn is_b64(b: u8) -> bool {
-    matches!(b, b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'+' | b'/' | b'=' | b'-' | b'_')
+    B64.get(usize::from(b)).copied().unwrap_or(false)
 }
 
 /// Texts hidden in `raw` as base64, hex, or letters spaced or dotted apart, within `budget`

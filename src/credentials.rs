@@ -276,9 +276,15 @@ fn read(store: &dyn SharedStore, key: &CredentialKey) -> (Option<Record>, Option
     }
 }
 
-fn write(store: &dyn SharedStore, key: &CredentialKey, rec: &Record, cas: Option<u32>) -> StoreWrite {
+fn write(
+    store: &dyn SharedStore,
+    key: &CredentialKey,
+    rec: &Record,
+    cas: Option<u32>,
+    now_ms: u64,
+) -> StoreWrite {
     match serde_json::to_vec(rec) {
-        Ok(bytes) => store.set(&key.store_key, &bytes, cas),
+        Ok(bytes) => crate::host::write_shared(store, &key.store_key, &bytes, cas, now_ms),
         Err(_) => StoreWrite::Failed,
     }
 }
@@ -491,7 +497,7 @@ impl CredentialSpec {
                 id,
                 until: now_ms.saturating_add(timeout).saturating_add(LEASE_MARGIN_MS),
             });
-            match write(store, key, &next, cas) {
+            match write(store, key, &next, cas, now_ms) {
                 StoreWrite::Written => return Begin::Fetch(Lease { id, recorded: true }),
                 StoreWrite::CasMismatch => continue,
                 StoreWrite::Failed => {
@@ -565,7 +571,7 @@ impl CredentialSpec {
             if lease.recorded && next.lease.is_some_and(|l| l.id == lease.id) {
                 next.lease = None;
             }
-            match write(store, key, &next, cas) {
+            match write(store, key, &next, cas, now_ms) {
                 StoreWrite::CasMismatch => continue,
                 StoreWrite::Written | StoreWrite::Failed => return,
             }
@@ -586,7 +592,8 @@ impl CredentialSpec {
                 return;
             }
             r.lease = None;
-            if write(store, key, &r, cas) != StoreWrite::CasMismatch {
+            // The record exists here (cas is Some), so no creation and no clock is needed.
+            if write(store, key, &r, cas, 0) != StoreWrite::CasMismatch {
                 return;
             }
         }
@@ -882,6 +889,28 @@ mod tests {
             panic!("expected to fetch")
         };
         s.complete(store, key, lease, &answer(token, 300), now);
+    }
+
+    #[test]
+    fn two_workers_cold_on_one_credential_make_one_call() {
+        // Both read "no record"; the second claims the lease before the first writes. Envoy's
+        // CAS does not guard an absent key, so without the creation lock both would fetch.
+        let s = cc();
+        let key = s.key(None).unwrap();
+        let store = MemStore::default();
+        let second = std::cell::RefCell::new(None);
+        let racing = crate::host::racing::RaceOnFirstAbsent::new(&store, &key.store_key, |st| {
+            *second.borrow_mut() = Some(s.begin(st, &key, 1_000));
+        });
+        let first = s.begin(&racing, &key, 1_000);
+        assert!(racing.raced());
+        drop(racing);
+        let second = second.into_inner().unwrap();
+        assert!(
+            matches!(second, Begin::Fetch(Lease { recorded: true, .. })),
+            "{second:?}"
+        );
+        assert!(matches!(first, Begin::Wait), "{first:?}");
     }
 
     #[test]

@@ -28,6 +28,76 @@ pub trait SharedStore {
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> StoreWrite;
 }
 
+/// The key every creation of a shared-data key is serialised on (see [`write_shared`]).
+/// The adapter seeds it at configure, before any worker serves a request.
+pub const CREATE_LOCK_KEY: &str = "llm-warden/create-lock";
+/// A creation lock is held for one get and one set; a holder that never released it (a
+/// trapped VM) loses it after this long.
+const CREATE_LOCK_HOLD_MS: u64 = 1_000;
+/// Reads of a held lock before giving up (the caller's own bounded retry loop goes on).
+const CREATE_LOCK_SPINS: usize = 256;
+
+/// Writes `value` at `key`, which the caller read at version `cas` (None: it found no key).
+///
+/// Envoy's compare-and-swap does not guard a key that does not exist yet: two workers that
+/// both read "absent" would both write, and one write would be lost (two token calls for one
+/// cold credential, a rate-limit hit never counted, two JWKS fetches). So a key is created
+/// only while holding a lock, itself a key taken and released with CAS within this call; a
+/// key that appeared meanwhile answers `CasMismatch`, and the caller re-reads and retries.
+pub fn write_shared(
+    store: &dyn SharedStore,
+    key: &str,
+    value: &[u8],
+    cas: Option<u32>,
+    now_ms: u64,
+) -> StoreWrite {
+    if cas.is_some() {
+        return store.set(key, value, cas);
+    }
+    if !take_create_lock(store, now_ms) {
+        return StoreWrite::CasMismatch;
+    }
+    let out = if store.get(key).is_some() {
+        StoreWrite::CasMismatch
+    } else {
+        store.set(key, value, None)
+    };
+    // Unconditional: while the lock is held (and not expired) nobody else writes it.
+    store.set(CREATE_LOCK_KEY, b"0", None);
+    out
+}
+
+/// Creates the creation lock if it does not exist. Racy itself, which is why the adapter
+/// calls it at configure, before the first request of the process.
+pub fn seed_create_lock(store: &dyn SharedStore) {
+    if store.get(CREATE_LOCK_KEY).is_none() {
+        store.set(CREATE_LOCK_KEY, b"0", None);
+    }
+}
+
+fn take_create_lock(store: &dyn SharedStore, now_ms: u64) -> bool {
+    for _ in 0..CREATE_LOCK_SPINS {
+        let Some((held, cas)) = store.get(CREATE_LOCK_KEY) else {
+            seed_create_lock(store);
+            continue;
+        };
+        let held_until = std::str::from_utf8(&held)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0);
+        if held_until > now_ms {
+            continue;
+        }
+        let until = now_ms.saturating_add(CREATE_LOCK_HOLD_MS).max(1);
+        match store.set(CREATE_LOCK_KEY, until.to_string().as_bytes(), Some(cas)) {
+            StoreWrite::Written => return true,
+            StoreWrite::CasMismatch => continue,
+            StoreWrite::Failed => return false,
+        }
+    }
+    false
+}
+
 /// The host refused to start an outgoing call (e.g. unknown cluster); carries its status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DispatchError(pub u32);
@@ -65,5 +135,123 @@ pub mod memory {
             d.insert(key.to_string(), (value.to_vec(), current.wrapping_add(1)));
             StoreWrite::Written
         }
+    }
+}
+
+/// A store for tests of the cross-worker races Envoy's shared data allows.
+#[cfg(test)]
+pub mod racing {
+    use super::memory::MemStore;
+    use super::{SharedStore, StoreWrite};
+    use std::cell::RefCell;
+
+    /// The first time a read of a key under `prefix` finds nothing, runs `other` (a second
+    /// worker's whole operation on the same data) before answering: the interleaving in which
+    /// creating an absent key without the creation lock loses a write.
+    /// Another worker's operation, run once in the middle of this one.
+    pub type OtherWorker<'a> = Box<dyn FnOnce(&MemStore) + 'a>;
+
+    pub struct RaceOnFirstAbsent<'a> {
+        pub inner: &'a MemStore,
+        pub prefix: &'a str,
+        pub other: RefCell<Option<OtherWorker<'a>>>,
+    }
+
+    impl<'a> RaceOnFirstAbsent<'a> {
+        pub fn new(inner: &'a MemStore, prefix: &'a str, other: impl FnOnce(&MemStore) + 'a) -> Self {
+            RaceOnFirstAbsent {
+                inner,
+                prefix,
+                other: RefCell::new(Some(Box::new(other))),
+            }
+        }
+
+        pub fn raced(&self) -> bool {
+            self.other.borrow().is_none()
+        }
+    }
+
+    impl SharedStore for RaceOnFirstAbsent<'_> {
+        fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+            let found = self.inner.get(key);
+            if found.is_none() && key.starts_with(self.prefix) {
+                let other = self.other.borrow_mut().take();
+                if let Some(f) = other {
+                    f(self.inner);
+                }
+            }
+            found
+        }
+        fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> StoreWrite {
+            self.inner.set(key, value, cas)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::memory::MemStore;
+    use super::racing::RaceOnFirstAbsent;
+    use super::*;
+
+    #[test]
+    fn a_key_created_meanwhile_is_not_overwritten() {
+        let store = MemStore::default();
+        let racing = RaceOnFirstAbsent::new(&store, "k", |s| {
+            assert_eq!(
+                write_shared(s, "k", b"second worker", None, 5),
+                StoreWrite::Written
+            );
+        });
+        assert!(racing.get("k").is_none() && racing.raced());
+        // The first worker read "absent" before the second created the key: its blind write
+        // must not replace the second worker's value.
+        assert_eq!(
+            write_shared(&racing, "k", b"first worker", None, 5),
+            StoreWrite::CasMismatch
+        );
+        assert_eq!(store.get("k").unwrap().0, b"second worker");
+    }
+
+    #[test]
+    fn a_plain_write_of_an_absent_key_loses_the_other_write() {
+        // Why write_shared exists: Envoy's CAS (modelled by MemStore) does not guard absence.
+        let store = MemStore::default();
+        let racing = RaceOnFirstAbsent::new(&store, "k", |s| {
+            s.set("k", b"second worker", None);
+        });
+        assert!(racing.get("k").is_none());
+        assert_eq!(racing.set("k", b"first worker", None), StoreWrite::Written);
+        assert_eq!(store.get("k").unwrap().0, b"first worker");
+    }
+
+    #[test]
+    fn a_held_lock_refuses_creation_until_it_expires() {
+        let store = MemStore::default();
+        seed_create_lock(&store);
+        store.set(CREATE_LOCK_KEY, b"2000", None); // held by a worker that never released it
+        assert_eq!(
+            write_shared(&store, "k", b"v", None, 1_999),
+            StoreWrite::CasMismatch
+        );
+        assert!(store.get("k").is_none());
+        assert_eq!(write_shared(&store, "k", b"v", None, 2_000), StoreWrite::Written);
+        assert_eq!(store.get(CREATE_LOCK_KEY).unwrap().0, b"0", "released");
+        // An existing key is a plain CAS write: no lock involved.
+        store.set(CREATE_LOCK_KEY, b"9999", None);
+        let (_, cas) = store.get("k").unwrap();
+        assert_eq!(write_shared(&store, "k", b"w", Some(cas), 0), StoreWrite::Written);
+        assert_eq!(
+            write_shared(&store, "k", b"x", Some(cas), 0),
+            StoreWrite::CasMismatch
+        );
+    }
+
+    #[test]
+    fn seeding_keeps_an_existing_lock() {
+        let store = MemStore::default();
+        store.set(CREATE_LOCK_KEY, b"77", None);
+        seed_create_lock(&store);
+        assert_eq!(store.get(CREATE_LOCK_KEY).unwrap().0, b"77");
     }
 }

@@ -231,7 +231,7 @@ impl RemoteKeys {
             let Ok(bytes) = serde_json::to_vec(&meta) else {
                 return false;
             };
-            match store.set(&self.meta_key, &bytes, cas) {
+            match crate::host::write_shared(store, &self.meta_key, &bytes, cas, now.saturating_mul(1000)) {
                 StoreWrite::Written => return true,
                 StoreWrite::CasMismatch => continue,
                 // Without a recorded lease nothing stops every other request from fetching
@@ -329,7 +329,7 @@ impl RemoteKeys {
             let Ok(bytes) = serde_json::to_vec(&meta) else {
                 break;
             };
-            match store.set(&self.meta_key, &bytes, cas) {
+            match crate::host::write_shared(store, &self.meta_key, &bytes, cas, now.saturating_mul(1000)) {
                 StoreWrite::CasMismatch => continue,
                 _ => break,
             }
@@ -401,4 +401,32 @@ fn fnv1a(bytes: &[u8]) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::memory::MemStore;
+    use crate::host::racing::RaceOnFirstAbsent;
+
+    fn source() -> RemoteJwks {
+        serde_json::from_value(serde_json::json!({"cluster": "idp", "path": "/jwks"})).unwrap()
+    }
+
+    #[test]
+    fn two_workers_bootstrapping_one_source_make_one_fetch() {
+        // Both read "no meta"; the second claims first. Without the creation lock the first
+        // worker's blind write would claim the source a second time.
+        let store = MemStore::default();
+        let mut first = RemoteKeys::new(source());
+        let mut second = RemoteKeys::new(source());
+        let prefix = first.meta_key.clone();
+        let second_claimed = std::cell::Cell::new(None);
+        let racing = RaceOnFirstAbsent::new(&store, &prefix, |st| {
+            second_claimed.set(Some(second.claim_fetch(st, 100, FetchKind::Bootstrap)));
+        });
+        let first_claimed = first.claim_fetch(&racing, 100, FetchKind::Bootstrap);
+        assert!(racing.raced());
+        assert_eq!((second_claimed.get(), first_claimed), (Some(true), false));
+    }
 }

@@ -246,7 +246,7 @@ impl SlotTable {
             let Some(new_tat) = new_tat else {
                 return Ok(out);
             };
-            match store.set(&slot_key, &encode(key, new_tat), cas) {
+            match crate::host::write_shared(store, &slot_key, &encode(key, new_tat), cas, now / 1_000_000) {
                 StoreWrite::Written => return Ok(out),
                 StoreWrite::CasMismatch => continue,
                 StoreWrite::Failed => return Err(SlotError::Contended),
@@ -369,6 +369,36 @@ mod tests {
         let l = Limit { amount: 1, ..l };
         let (st, new) = admit(&l, u64::MAX - 5, 1, u64::MAX, false);
         assert!(!st.allowed && new.is_none());
+    }
+
+    #[test]
+    fn two_workers_on_a_fresh_slot_both_count() {
+        // Both read an empty slot; the second admits and writes first. Without the creation
+        // lock the first worker's blind write would erase that hit: two admitted of one.
+        let store = MemStore::default();
+        let table = SlotTable::new("ns", 64);
+        let l = per_minute(1);
+        let now = 10 * S;
+        let key = key_hash(&["ns", "l", "user"]);
+        let admit_one = |st: &dyn SharedStore| {
+            table
+                .update(st, key, now, |tat| {
+                    let (status, new) = admit(&l, tat, now, 1, false);
+                    (status.allowed, new)
+                })
+                .unwrap()
+        };
+        let second = Cell::new(None);
+        let racing = crate::host::racing::RaceOnFirstAbsent::new(&store, "", |st| {
+            second.set(Some(admit_one(st)));
+        });
+        let first = admit_one(&racing);
+        assert!(racing.raced());
+        assert_eq!(
+            (second.get(), first),
+            (Some(true), false),
+            "one of a limit of one"
+        );
     }
 
     #[test]

@@ -167,6 +167,8 @@ impl WardenRoot {
             return Err("plugin configuration is empty; see README for the format".into());
         }
         let config = Config::parse(&bytes).map_err(|e| e.to_string())?;
+        // Before any request: creating shared-data keys is serialised on this lock.
+        crate::host::seed_create_lock(&HostStore);
         let auth = Authenticator::new(&config).map_err(|e| e.to_string())?;
         let issuer_names: Vec<String> = config.issuers.iter().map(|i| i.name.clone()).collect();
         let authz = match &config.authorization {

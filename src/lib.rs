@@ -31,6 +31,7 @@ pub mod json_text;
 pub mod jwks;
 pub mod llm_request;
 pub mod ndjson;
+pub mod pipeline;
 pub mod policy;
 pub mod ratelimit;
 pub mod reason;

@@ -9,7 +9,6 @@ use std::ptr::null_mut;
 
 pub const STATUS_OK: u32 = 0;
 pub const STATUS_NOT_FOUND: u32 = 1;
-pub const STATUS_CAS_MISMATCH: u32 = 8;
 
 // BufferType values of ABI 0.2.1.
 pub const BUFFER_HTTP_REQUEST_BODY: u32 = 0;
@@ -24,10 +23,7 @@ pub const MAP_HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
 // StreamType::HttpRequest.
 const STREAM_HTTP_REQUEST: u32 = 0;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HostError(pub u32);
-
-pub type R<T> = Result<T, HostError>;
+pub use crate::pipeline::{HostError, R};
 
 extern "C" {
     fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
@@ -312,10 +308,6 @@ pub fn send_local_response(status: u32, details: &str, headers: &[(&str, &str)],
 /// Outgoing HTTP call. This one goes through the SDK: its dispatcher must register the call
 /// id, or the response callback panics. Envoy's `httpCall` returns only Ok, BadArgument
 /// (e.g. unknown cluster) or InternalFailure, the statuses the SDK maps without panicking.
-pub fn http_call(cluster: &str, headers: &[(&str, &str)], timeout_ms: u32) -> R<u32> {
-    http_call_with_body(cluster, headers, None, timeout_ms)
-}
-
 pub fn http_call_with_body(
     cluster: &str,
     headers: &[(&str, &str)],

@@ -1,0 +1,10 @@
+//! The request pipeline, host-free: Envoy's callbacks arrive as events on an [`Exchange`]
+//! (one per request) or on the plugin's [`Root`]; everything they need from the proxy goes
+//! through the [`Host`] trait. The proxy-wasm adapter is glue over it, and native tests
+//! drive whole exchanges through `mock::MockHost`.
+
+mod exchange;
+pub mod host;
+
+pub use exchange::{Exchange, Root};
+pub use host::{Buffer, Flow, HeaderMap, Host, HostError, R};

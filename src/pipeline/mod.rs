@@ -5,6 +5,10 @@
 
 mod exchange;
 pub mod host;
+#[cfg(test)]
+pub mod mock;
+#[cfg(test)]
+mod tests;
 
 pub use exchange::{Exchange, Root};
 pub use host::{Buffer, Flow, HeaderMap, Host, HostError, R};

@@ -5,14 +5,14 @@ PY    := $(VENV)/bin/python
 WASM  := target/wasm32-wasip1/release/llm_warden.wasm
 export RUSTUP_TOOLCHAIN := 1.95.0
 
-.PHONY: run test toolchain venv wasm lint unit validate integration system-deps bench bench-auth bench-guard bench-instructions bench-deps wasm-size cli schema fuzz-smoke soak soak-smoke clean
+.PHONY: run test toolchain venv wasm lint unit policy-tests validate integration system-deps bench bench-auth bench-guard bench-instructions bench-deps wasm-size cli schema fuzz-smoke soak soak-smoke clean
 
 ## make run: build, install Envoy locally, start the demo on 127.0.0.1:10000.
 run: wasm venv
 	$(PY) demo/run.py
 
 ## make test: everything CI checks.
-test: lint unit wasm venv validate integration fuzz-smoke soak-smoke
+test: lint unit policy-tests wasm venv validate integration fuzz-smoke soak-smoke
 
 # rust-toolchain.toml pins 1.95.0 + wasm32-wasip1, but machines set RUSTUP_AUTO_INSTALL=0:
 # install explicitly (idempotent, seconds when already there).
@@ -56,6 +56,10 @@ validate: wasm venv cli
 ## The native CLI: llm-warden check-config FILE | llm-warden schema
 cli: toolchain
 	cargo build --features cli --bin llm-warden
+
+## Policy tests next to the example configs, run natively through the filter's pipeline.
+policy-tests: cli
+	target/debug/llm-warden test examples/plugin-configs/*.test.yaml
 
 ## Regenerate the checked-in JSON Schema of the plugin config.
 schema: cli

@@ -31,6 +31,8 @@ pub mod json_text;
 pub mod jwks;
 pub mod llm_request;
 pub mod ndjson;
+#[cfg(any(test, feature = "cli"))]
+pub mod offline;
 pub mod pipeline;
 pub mod policy;
 pub mod ratelimit;

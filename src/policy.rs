@@ -1270,18 +1270,61 @@ impl Decision {
     }
 }
 
+/// The first `when` condition of a rule that a request does not meet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unmet<'a> {
+    Scope(&'a str),
+    AnyScope,
+    Issuer,
+    Audience,
+    Subject,
+    Claim(&'a str),
+    TimeWindow,
+    SourceAddress,
+    Header(&'a str),
+}
+
+impl std::fmt::Display for Unmet<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unmet::Scope(s) => write!(f, "when.scopes: the token lacks scope {s:?}"),
+            Unmet::AnyScope => f.write_str("when.any_scopes: the token has none of them"),
+            Unmet::Issuer => f.write_str("when.issuers: the token's issuer is not listed"),
+            Unmet::Audience => f.write_str("when.audiences: no audience of the token is listed"),
+            Unmet::Subject => f.write_str("when.subjects: the subject matches no pattern"),
+            Unmet::Claim(c) => write!(f, "when.claims.{c}: the claim does not match"),
+            Unmet::TimeWindow => f.write_str("when.time_windows: outside every window"),
+            Unmet::SourceAddress => f.write_str("when.source_cidrs: the client address is outside them"),
+            Unmet::Header(h) => write!(f, "when.headers.{h}: the header does not match"),
+        }
+    }
+}
+
+/// What one rule made of a request, for `llm-warden explain`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleTrace {
+    pub rule: String,
+    /// "grants", "does not apply: <first unmet condition>" or "applies, refuses: <code>".
+    pub verdict: String,
+}
+
 impl Rule {
     fn applies_to(&self, id: &Identity, req: &RequestView) -> bool {
+        self.first_unmet(id, req).is_none()
+    }
+
+    /// The first `when` condition this request does not meet (None: the rule applies).
+    fn first_unmet(&self, id: &Identity, req: &RequestView) -> Option<Unmet<'_>> {
         let w = &self.when;
-        let has = |s: &String| id.scopes.iter().any(|x| x == s);
-        if !w.scopes.iter().all(has) {
-            return false;
+        let has = |s: &&String| id.scopes.iter().any(|x| x == *s);
+        if let Some(missing) = w.scopes.iter().find(|s| !has(s)) {
+            return Some(Unmet::Scope(missing));
         }
-        if !w.any_scopes.is_empty() && !w.any_scopes.iter().any(has) {
-            return false;
+        if !w.any_scopes.is_empty() && !w.any_scopes.iter().any(|s| has(&s)) {
+            return Some(Unmet::AnyScope);
         }
         if !w.issuers.is_empty() && !w.issuers.contains(&id.issuer_name) {
-            return false;
+            return Some(Unmet::Issuer);
         }
         if !w.audiences.is_empty() {
             let ok = match id.claims.get("aud") {
@@ -1292,34 +1335,34 @@ impl Rule {
                 _ => false,
             };
             if !ok {
-                return false;
+                return Some(Unmet::Audience);
             }
         }
         if !w.subjects.is_empty() && !id.sub.as_deref().is_some_and(|s| any_glob(&w.subjects, s)) {
-            return false;
+            return Some(Unmet::Subject);
         }
         for (path, m) in &w.claims {
             if !value_matches(claim_at(&id.claims, path), m) {
-                return false;
+                return Some(Unmet::Claim(path));
             }
         }
         if !self.windows.is_empty() && !self.windows.iter().any(|win| win.contains(req.now_unix)) {
-            return false;
+            return Some(Unmet::TimeWindow);
         }
         if !self.cidrs.is_empty()
             && !req
                 .source_ip
                 .is_some_and(|ip| self.cidrs.iter().any(|c| c.contains(ip)))
         {
-            return false;
+            return Some(Unmet::SourceAddress);
         }
         for (name, m) in &w.headers {
             let v = (req.header)(name).map(Value::String);
             if !value_matches(v.as_ref(), m) {
-                return false;
+                return Some(Unmet::Header(name));
             }
         }
-        true
+        None
     }
 
     fn grants_action(&self, req: &RequestView) -> bool {
@@ -1385,6 +1428,23 @@ impl Policy {
     /// callers without any grant are refused without reading it).
     pub fn applies_to_anyone(&self, id: &Identity, req: &RequestView) -> bool {
         self.rules.iter().any(|r| r.applies_to(id, req))
+    }
+
+    /// Every rule's verdict on this request, in order (the first that grants decides).
+    pub fn explain(&self, id: &Identity, req: &RequestView) -> Vec<RuleTrace> {
+        self.rules
+            .iter()
+            .map(|rule| RuleTrace {
+                rule: rule.name.clone(),
+                verdict: match rule.first_unmet(id, req) {
+                    Some(unmet) => format!("does not apply: {unmet}"),
+                    None => match rule.grants(req) {
+                        Ok(_) => "grants".into(),
+                        Err(d) => format!("applies, refuses: {}", d.code()),
+                    },
+                },
+            })
+            .collect()
     }
 
     pub fn decide(&self, id: &Identity, req: &RequestView) -> Decision {

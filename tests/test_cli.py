@@ -53,3 +53,40 @@ def test_example_configs_match_the_schema(path):
     out = subprocess.run([str(VENV_BIN / "check-jsonschema"), "--schemafile", str(SCHEMA), str(path)],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_every_example_config_has_a_policy_test_file():
+    missing = [p.name for p in GOOD if not p.with_suffix(".test.yaml").exists()]
+    assert not missing, f"no policy test file beside {missing}"
+
+
+def test_policy_tests_report_a_failing_case_and_exit_1(tmp_path):
+    cases = (ROOT / "examples" / "plugin-configs" / "minimal.test.yaml").read_text()
+    broken = cases.replace("config: minimal.json", f"config: {ROOT / 'examples/plugin-configs/minimal.json'}")
+    broken = broken.replace("expect: {status: 401, forwarded: false, client_headers", "expect: {status: 200, forwarded: false, client_headers", 1)
+    f = tmp_path / "broken.test.yaml"
+    f.write_text(broken)
+    out = run("test", str(f))
+    assert out.returncode == 1, out.stdout
+    assert "FAIL " in out.stdout and "status: expected 200, got 401" in out.stdout, out.stdout
+    assert out.stdout.strip().endswith("4 passed, 1 failed"), out.stdout
+
+
+def test_policy_test_file_errors_are_reported(tmp_path):
+    f = tmp_path / "x.test.yaml"
+    f.write_text("config: {}\ncases: []\nunknown: 1\n")
+    out = run("test", str(f))
+    assert out.returncode == 1 and "unknown" in out.stdout, out.stdout
+
+
+def test_explain_names_the_first_unmet_condition_of_each_rule(tmp_path):
+    req = tmp_path / "req.yaml"
+    req.write_text("path: /v1/chat/completions\nheaders: {host: llm.internal.example.com}\nissuer: humans\n"
+                   "claims: {sub: alice, scope: 'llm:chat', department: sales}\n"
+                   "body: {model: gpt-4o-mini, messages: [{role: user, content: hi}]}\n")
+    out = run("explain", str(ROOT / "examples/plugin-configs/authorization.json"), str(req), "--now", "1800003600")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("status 403 (not forwarded), decision deny, reason insufficient_scope, policy inference")
+    assert '  rule "analysts": does not apply: when.claims.department: the claim does not match' in lines
+    assert '  rule "rag-indexer": does not apply: when.issuers: the token\'s issuer is not listed' in lines

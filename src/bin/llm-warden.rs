@@ -2,11 +2,17 @@
 //!
 //!   llm-warden check-config FILE   every error with its field path; exit 1 if any
 //!   llm-warden schema              JSON Schema of the plugin configuration
+//!   llm-warden test FILE...        run policy test files (JSON or YAML); exit 1 on a failure
+//!   llm-warden explain CONFIG REQUEST [--now UNIX_S]
+//!                                  how one request is decided, rule by rule
 
 use llm_warden::config::{Config, ConfigError};
+use llm_warden::offline;
+use std::path::Path;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: llm-warden check-config FILE | llm-warden schema";
+const USAGE: &str = "usage: llm-warden check-config FILE | llm-warden schema | llm-warden test FILE... \
+| llm-warden explain CONFIG REQUEST [--now UNIX_S]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -25,8 +31,79 @@ fn main() -> ExitCode {
             }
         }
         ["check-config", file] => check(file),
+        ["test", files @ ..] if !files.is_empty() => test(files),
+        ["explain", config, request] => explain(config, request, None),
+        ["explain", config, request, "--now", now] => match now.parse() {
+            Ok(n) => explain(config, request, Some(n)),
+            Err(_) => {
+                eprintln!("llm-warden: --now takes Unix seconds");
+                ExitCode::from(2)
+            }
+        },
         _ => {
             eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs each policy test file: one line per case, the expected and actual outcome of each
+/// failing one, and a summary.
+fn test(files: &[&str]) -> ExitCode {
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for file in files {
+        let loaded = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read {file}: {e}"))
+            .and_then(|text| offline::parse_test_file(&text));
+        let dir = Path::new(file).parent().unwrap_or(Path::new("."));
+        let results = match loaded.and_then(|f| offline::run_file(&f, dir)) {
+            Ok(r) => r,
+            Err(e) => {
+                println!("ERROR {file}: {e}");
+                failed += 1;
+                continue;
+            }
+        };
+        for r in results {
+            if r.failures.is_empty() {
+                passed += 1;
+                println!("PASS  {file}: {}", r.name);
+            } else {
+                failed += 1;
+                println!("FAIL  {file}: {}", r.name);
+                for f in &r.failures {
+                    println!("        {f}");
+                }
+                println!("        actual: {}", r.outcome.summary());
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn explain(config: &str, request: &str, now: Option<u64>) -> ExitCode {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {path}: {e}"))
+            .and_then(|t| offline::parse_document(&t).map_err(|e| format!("{path}: {e}")))
+    };
+    let result = read(config).and_then(|c| {
+        let r = read(request)?;
+        let spec = serde_json::from_value(r).map_err(|e| format!("{request}: {e}"))?;
+        offline::explain(&c, &spec, now)
+    });
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("llm-warden: {e}");
             ExitCode::from(2)
         }
     }

@@ -72,6 +72,8 @@ struct Settings {
     audit_log: bool,
     audit_key: String,
     realm: String,
+    /// Keep every rule's verdict per decision (`llm-warden explain`; never in the filter).
+    explain: bool,
 }
 
 struct Plugin {
@@ -87,6 +89,8 @@ struct Plugin {
 pub struct Root {
     id: u32,
     host: &'static dyn Host,
+    /// Exchanges keep every rule's verdict (set by the offline tools before configure).
+    explain: bool,
     remote: bool,
     plugin: Option<Rc<Plugin>>,
     /// In-flight periodic JWKS fetches: call id -> issuer index.
@@ -103,10 +107,16 @@ impl Root {
         Root {
             id,
             host,
+            explain: false,
             remote: false,
             plugin: None,
             fetches: HashMap::new(),
         }
+    }
+
+    /// Exchanges created after the next configure keep every rule's verdict.
+    pub fn explain_rules(&mut self) {
+        self.explain = true;
     }
 
     fn configure(&mut self) -> Result<(), String> {
@@ -152,6 +162,7 @@ impl Root {
                 audit_log: config.audit.log,
                 audit_key: config.audit.filter_state_key.clone(),
                 realm: config.realm.clone(),
+                explain: self.explain,
             },
         }));
         self.remote = remote;
@@ -470,6 +481,8 @@ pub struct Exchange {
     /// Detectors for a streamed response when an upstream credential was attached: the
     /// credential (caught across events) plus the policy's own when it enforces.
     stream_detectors: Option<(crate::redact::Detectors, crate::redact::Replacement)>,
+    /// Every rule's verdict at the last decision, kept only when the root explains.
+    rule_traces: Option<Vec<crate::policy::RuleTrace>>,
 }
 
 /// Removes the upstream credential from response bodies (a backend echoing headers must
@@ -582,6 +595,7 @@ impl Exchange {
             response_body_size: 0,
             forced_usage: false,
             stream_detectors: None,
+            rule_traces: None,
         }
     }
 
@@ -748,7 +762,9 @@ impl Exchange {
             let view = self.view(now, None, &header);
             if policy.mode == Mode::Enforce && !policy.applies_to_anyone(identity, &view) {
                 // No rule for this caller: refuse without reading the body.
+                let traces = plugin.settings.explain.then(|| policy.explain(identity, &view));
                 let decision = policy.decide(identity, &view);
+                self.rule_traces = traces;
                 return self.apply(decision, &plugin.settings.realm);
             }
             if self.request_ended {
@@ -760,7 +776,9 @@ impl Exchange {
         }
         let header = |n: &str| self.request_header(n);
         let view = self.view(now, None, &header);
+        let traces = plugin.settings.explain.then(|| policy.explain(identity, &view));
         let decision = policy.decide(identity, &view);
+        self.rule_traces = traces;
         match self.apply(decision, &plugin.settings.realm) {
             Step::Forward => self.rate_limit(plugin, identity, None),
             other => other,
@@ -926,7 +944,10 @@ impl Exchange {
         };
         let now = now_ms(self.host).unwrap_or(0) / 1000;
         let header = |n: &str| self.request_header(n);
-        let decision = policy.decide(&identity, &self.view(now, Some(&facts), &header));
+        let view = self.view(now, Some(&facts), &header);
+        let traces = plugin.settings.explain.then(|| policy.explain(&identity, &view));
+        let decision = policy.decide(&identity, &view);
+        self.rule_traces = traces;
         let clamp = decision.clamp_to.filter(|_| decision.denial.is_none());
         let token_limited = authz.force_stream_usage
             || decision
@@ -1865,6 +1886,11 @@ fn strip_client_headers(h: &'static dyn Host, prefix: &str, headers: &[(String, 
 }
 
 impl Exchange {
+    /// Every rule's verdict at the last decision (only when the root explains).
+    pub fn rule_traces(&self) -> Option<&[crate::policy::RuleTrace]> {
+        self.rule_traces.as_deref()
+    }
+
     /// The answer to an outgoing call this exchange made.
     pub fn on_call_response(&mut self, token_id: u32, body_size: usize) {
         if let Some((call, key)) = self.classifier_call {

@@ -5,7 +5,7 @@
 
 mod exchange;
 pub mod host;
-#[cfg(test)]
+#[cfg(any(test, feature = "cli"))]
 pub mod mock;
 #[cfg(test)]
 mod tests;

@@ -54,8 +54,9 @@ pub fn write_shared(
     if cas.is_some() {
         return store.set(key, value, cas);
     }
-    if !take_create_lock(store, now_ms) {
-        return StoreWrite::CasMismatch;
+    match take_create_lock(store, now_ms) {
+        StoreWrite::Written => {}
+        busy_or_failed => return busy_or_failed,
     }
     let out = if store.get(key).is_some() {
         StoreWrite::CasMismatch
@@ -75,10 +76,14 @@ pub fn seed_create_lock(store: &dyn SharedStore) {
     }
 }
 
-fn take_create_lock(store: &dyn SharedStore, now_ms: u64) -> bool {
+/// Written: the lock is ours. CasMismatch: held by another worker all along. Failed: the
+/// store refuses writes (the caller's own failure path applies, as for any write).
+fn take_create_lock(store: &dyn SharedStore, now_ms: u64) -> StoreWrite {
     for _ in 0..CREATE_LOCK_SPINS {
         let Some((held, cas)) = store.get(CREATE_LOCK_KEY) else {
-            seed_create_lock(store);
+            if store.set(CREATE_LOCK_KEY, b"0", None) == StoreWrite::Failed {
+                return StoreWrite::Failed;
+            }
             continue;
         };
         let held_until = std::str::from_utf8(&held)
@@ -90,12 +95,11 @@ fn take_create_lock(store: &dyn SharedStore, now_ms: u64) -> bool {
         }
         let until = now_ms.saturating_add(CREATE_LOCK_HOLD_MS).max(1);
         match store.set(CREATE_LOCK_KEY, until.to_string().as_bytes(), Some(cas)) {
-            StoreWrite::Written => return true,
             StoreWrite::CasMismatch => continue,
-            StoreWrite::Failed => return false,
+            taken_or_failed => return taken_or_failed,
         }
     }
-    false
+    StoreWrite::CasMismatch
 }
 
 /// The host refused to start an outgoing call (e.g. unknown cluster); carries its status.

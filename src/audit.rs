@@ -92,6 +92,29 @@ const CUTTABLE_IN_ORDER: &[&str] = &[
 /// punctuation, `null`s and numbers at 20 digits (a test checks it), redaction counts aside.
 const FIXED_BYTES: usize = 1024;
 
+/// What was decided about a call, as the record and the metrics name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Allow,
+    Deny,
+    /// A monitor-mode policy, limit or guard would have refused it.
+    WouldDeny,
+    /// The client left while the request was held: nothing went upstream.
+    Abandoned,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Deny => "deny",
+            Decision::WouldDeny => "would_deny",
+            Decision::Abandoned => "abandoned",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AuditRecord {
     /// RFC 3339 UTC with milliseconds.
@@ -136,9 +159,7 @@ pub struct AuditRecord {
     pub remaining_tokens: Option<u64>,
     /// Tokens the response's usage reported.
     pub tokens_used: Option<u64>,
-    /// What was decided: `allow`, `deny`, `would_deny` (monitor mode), `abandoned` (the
-    /// client left first), or any other value the adapter sets; nothing here relies on the set.
-    pub decision: &'static str,
+    pub decision: Decision,
     pub reason: &'static str,
     pub status: u16,
     /// The `x-request-id` header the filter received, when it differs from `request_id`
@@ -190,7 +211,11 @@ impl AuditRecord {
             remaining_requests: None,
             remaining_tokens: None,
             tokens_used: None,
-            decision: if reason == Reason::Ok { "allow" } else { "deny" },
+            decision: if reason == Reason::Ok {
+                Decision::Allow
+            } else {
+                Decision::Deny
+            },
             reason: reason.code(),
             status,
             client_request_id: None,
@@ -333,7 +358,7 @@ impl AuditRecord {
             self.action,
             self.credential_source,
             self.withheld,
-            Some(self.decision),
+            Some(self.decision.as_str()),
             Some(self.reason),
         ]
         .into_iter()
@@ -400,12 +425,9 @@ impl AuditRecord {
         let action = self.action.map(|v| constant("action", v));
         let credential_source = self.credential_source.map(|v| constant("credential_source", v));
         let withheld = self.withheld.map(|v| constant("withheld", v));
-        let (decision, reason) = (
-            constant("decision", self.decision),
-            constant("reason", self.reason),
-        );
-        (r.action, r.credential_source, r.withheld, r.decision, r.reason) =
-            (action, credential_source, withheld, decision, reason);
+        let reason = constant("reason", self.reason);
+        r.decision = self.decision;
+        (r.action, r.credential_source, r.withheld, r.reason) = (action, credential_source, withheld, reason);
 
         let (tools, dropped, shortened) = capped_list(self.tools.iter().map(String::as_str));
         r.tools = tools;
@@ -506,7 +528,6 @@ impl AuditRecord {
             ("action", self.action.as_mut()),
             ("credential_source", self.credential_source.as_mut()),
             ("withheld", self.withheld.as_mut()),
-            ("decision", Some(&mut self.decision)),
             ("reason", Some(&mut self.reason)),
         ];
         constants.into_iter().find_map(|(name, value)| {
@@ -554,7 +575,7 @@ impl AuditRecord {
         w.num("remaining_requests", self.remaining_requests);
         w.num("remaining_tokens", self.remaining_tokens);
         w.num("tokens_used", self.tokens_used);
-        w.str("decision", Some(self.decision));
+        w.str("decision", Some(self.decision.as_str()));
         w.str("reason", Some(self.reason));
         w.num("status", Some(u64::from(self.status)));
         w.str("client_request_id", self.client_request_id.as_deref());
@@ -1015,7 +1036,7 @@ mod tests {
             Some("POST".into()),
             Some("/v1/chat/completions"),
         );
-        (r.decision, r.reason) = ("deny", "tool_not_permitted");
+        (r.decision, r.reason) = (Decision::Deny, "tool_not_permitted");
         r.set_tools(names.iter().map(String::as_str));
         assert_eq!(r.tools.len(), MAX_LIST_ENTRIES);
         assert_eq!(r.tools_truncated, 14_000 - MAX_LIST_ENTRIES as u64);
@@ -1057,7 +1078,6 @@ mod tests {
         r.action = Some(leaked);
         r.credential_source = Some(leaked);
         r.withheld = Some(leaked);
-        r.decision = leaked;
         r.reason = leaked;
         let entry = "\u{1}".repeat(1_000);
         r.tools = vec![entry.clone(); 14_000];
@@ -1198,7 +1218,7 @@ mod tests {
     #[test]
     fn response_side_fields_and_other_decisions() {
         let mut r = AuditRecord::new(0, Reason::Ok, 0, Some(&identity()));
-        r.decision = "abandoned";
+        r.decision = Decision::Abandoned;
         r.reason = "client_gone";
         r.withheld = Some("unknown_content_type");
         r.tokens_reserved = Some(1_100);
@@ -1281,8 +1301,7 @@ mod tests {
         for field in Text::ALL {
             *r.text_mut(field) = Some(String::new());
         }
-        (r.action, r.credential_source, r.withheld, r.decision, r.reason) =
-            (Some(""), Some(""), Some(""), "", "");
+        (r.action, r.credential_source, r.withheld, r.reason) = (Some(""), Some(""), Some(""), "");
         r.remaining_requests = Some(u64::MAX);
         r.remaining_tokens = Some(u64::MAX);
         r.tokens_used = Some(u64::MAX);

@@ -273,6 +273,12 @@ pub const MIN_HMAC_SECRET_BYTES: usize = 32;
 impl Config {
     /// Parses and validates; the error names the first offending field path.
     pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
+        Config::compile(bytes).map(|(config, _)| config)
+    }
+
+    /// Parses, validates and compiles the authorization section once: the filter keeps
+    /// the compiled [`crate::policy::Authorizer`] that validation built.
+    pub fn compile(bytes: &[u8]) -> Result<(Config, Option<crate::policy::Authorizer>), ConfigError> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let config: Config = serde::Deserialize::deserialize(&mut de).map_err(|e: serde_json::Error| {
             err(
@@ -281,11 +287,11 @@ impl Config {
             )
         })?;
         de.end().map_err(|e| err("", strip_position(&e.to_string())))?;
-        config.validate()?;
-        Ok(config)
+        let authorizer = config.validate()?;
+        Ok((config, authorizer))
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<Option<crate::policy::Authorizer>, ConfigError> {
         if self.issuers.is_empty() {
             return Err(err("issuers", "at least one issuer is required"));
         }
@@ -333,10 +339,13 @@ impl Config {
         if self.token_cache.max_entries > 1_000_000 {
             return Err(err("token_cache.max_entries", "must be at most 1000000"));
         }
-        if let Some(a) = &self.authorization {
-            let names: Vec<String> = self.issuers.iter().map(|i| i.name.clone()).collect();
-            crate::policy::Authorizer::new(a, &names)?;
-        }
+        let authorizer = match &self.authorization {
+            Some(a) => {
+                let names: Vec<String> = self.issuers.iter().map(|i| i.name.clone()).collect();
+                Some(crate::policy::Authorizer::new(a, &names)?)
+            }
+            None => None,
+        };
         if self.realm.is_empty()
             || self
                 .realm
@@ -348,7 +357,7 @@ impl Config {
                 "must be printable ASCII without quotes or backslashes",
             ));
         }
-        Ok(())
+        Ok(authorizer)
     }
 }
 

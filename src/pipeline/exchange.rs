@@ -3,7 +3,7 @@
 //! everything the proxy does for it goes through [`Host`].
 
 use super::host::{Buffer, Flow, HeaderMap, Host, HostError, STATUS_CAS_MISMATCH};
-use crate::audit::{AuditRecord, Text, LOG_PREFIX};
+use crate::audit::{AuditRecord, Decision as AuditDecision, Text, LOG_PREFIX};
 use crate::auth::{Authenticator, Verdict};
 use crate::claims::Identity;
 use crate::classifier::{self, ClassifierError, ClassifierSpec, Resolution, VerdictCache};
@@ -128,15 +128,10 @@ impl Root {
         if bytes.is_empty() {
             return Err("plugin configuration is empty; see README for the format".into());
         }
-        let config = Config::parse(&bytes).map_err(|e| e.to_string())?;
+        let (config, authz) = Config::compile(&bytes).map_err(|e| e.to_string())?;
         // Before any request: creating shared-data keys is serialised on this lock.
         crate::host::seed_create_lock(&HostStore(self.host));
         let auth = Authenticator::new(&config).map_err(|e| e.to_string())?;
-        let issuer_names: Vec<String> = config.issuers.iter().map(|i| i.name.clone()).collect();
-        let authz = match &config.authorization {
-            Some(a) => Some(Authorizer::new(a, &issuer_names).map_err(|e| e.to_string())?),
-            None => None,
-        };
         let remote = auth
             .issuers
             .iter()
@@ -821,8 +816,12 @@ impl Exchange {
             a.remaining_requests = admission.requests.map(|s| s.remaining);
             a.remaining_tokens = admission.tokens.map(|s| s.remaining);
             a.limit = admission.denied_by.clone();
-            if admission.denied_by.is_some() && a.decision == "allow" {
-                a.decision = if admission.allowed { "would_deny" } else { "deny" };
+            if admission.denied_by.is_some() && a.decision == AuditDecision::Allow {
+                a.decision = if admission.allowed {
+                    AuditDecision::WouldDeny
+                } else {
+                    AuditDecision::Deny
+                };
                 a.reason = "rate_limited";
             }
         }
@@ -859,7 +858,7 @@ impl Exchange {
             None => Step::Forward,
             Some(d) if decision.mode == Mode::Monitor => {
                 if let Some(a) = &mut self.audit {
-                    a.decision = "would_deny";
+                    a.decision = AuditDecision::WouldDeny;
                     a.reason = d.code();
                 }
                 Step::Forward
@@ -881,7 +880,7 @@ impl Exchange {
     /// Records a refusal in the audit record and sends its reply.
     fn refuse(&mut self, reply: &Reply, reason: &'static str) {
         if let Some(a) = &mut self.audit {
-            a.decision = "deny";
+            a.decision = AuditDecision::Deny;
             a.reason = reason;
             a.status = reply.status;
         }
@@ -984,8 +983,12 @@ impl Exchange {
                 );
                 if let Some(a) = &mut self.audit {
                     a.guard_rule = Some(rule.clone());
-                    if a.decision == "allow" {
-                        a.decision = if monitor { "would_deny" } else { "deny" };
+                    if a.decision == AuditDecision::Allow {
+                        a.decision = if monitor {
+                            AuditDecision::WouldDeny
+                        } else {
+                            AuditDecision::Deny
+                        };
                         a.reason = "prompt_blocked";
                     }
                 }
@@ -1116,11 +1119,11 @@ impl Exchange {
                 a.guard_rule = Some(rule.to_string());
             }
             if let Some(reason) = resolution.reason() {
-                if a.decision == "allow" {
+                if a.decision == AuditDecision::Allow {
                     a.decision = if resolution.proceeds() {
-                        "would_deny"
+                        AuditDecision::WouldDeny
                     } else {
-                        "deny"
+                        AuditDecision::Deny
                     };
                     a.reason = reason;
                 }
@@ -1358,7 +1361,7 @@ impl Exchange {
             }
             Err(()) => {
                 if let Some(a) = &mut self.audit {
-                    a.decision = "deny";
+                    a.decision = AuditDecision::Deny;
                     a.reason = UNAVAILABLE;
                     a.status = 503;
                 }
@@ -1513,7 +1516,11 @@ impl Exchange {
         let monitor = self.decision.as_ref().is_some_and(|d| d.mode == Mode::Monitor);
         if let Some(a) = &mut self.audit {
             a.set_text(Text::BlockedTool, Some(tool));
-            a.decision = if monitor { "would_deny" } else { "deny" };
+            a.decision = if monitor {
+                AuditDecision::WouldDeny
+            } else {
+                AuditDecision::Deny
+            };
             a.reason = "tool_call_blocked";
             if let Some(s) = status.filter(|_| !monitor) {
                 a.status = s;
@@ -2019,7 +2026,7 @@ impl Exchange {
         }
         let status = header(":status").and_then(|s| s.parse::<u16>().ok());
         if let (Some(record), Some(code)) = (&mut self.audit, status) {
-            if record.decision != "deny" {
+            if record.decision != AuditDecision::Deny {
                 record.status = code;
             }
         }
@@ -2196,7 +2203,7 @@ impl Exchange {
             self.record(now_ms(self.host).unwrap_or(0), Reason::Ok, 0, identity.as_deref());
         }
         if let Some(a) = &mut self.audit {
-            a.decision = "abandoned";
+            a.decision = AuditDecision::Abandoned;
             a.reason = "client_gone";
             a.status = 0;
         }
@@ -2222,7 +2229,7 @@ impl Exchange {
         };
         if let Some(record) = &self.audit {
             self.host.count(
-                &format!("llm_warden.calls.{}.{}", record.decision, record.reason),
+                &format!("llm_warden.calls.{}.{}", record.decision.as_str(), record.reason),
                 1,
             );
             if plugin.settings.audit_log {

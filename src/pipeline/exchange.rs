@@ -529,6 +529,16 @@ enum CredStep {
     Failed,
 }
 
+/// Why a request does not go on now: it was answered, or it waits (for a call, a body).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Replied,
+    Held,
+}
+
+/// A stage of a phase: Ok goes on to the next stage.
+type Stage<T = ()> = Result<T, Stop>;
+
 /// What authorization needs next.
 enum Step {
     Forward,
@@ -596,17 +606,42 @@ impl Exchange {
 
     /// Authentication, then authorization on headers. Returns the headers-phase action.
     fn start(&mut self, may_fetch: bool) -> Flow {
+        match self.authentication_phase(may_fetch) {
+            Ok(Step::Forward) if self.release() => Flow::Continue,
+            Ok(Step::NeedBody) => {
+                self.phase = Phase::AwaitingBody;
+                Flow::Pause
+            }
+            _ => Flow::Pause,
+        }
+    }
+
+    /// The authentication phase, in order: drop what the client must not send, verify the
+    /// token (holding for keys when they must be fetched), hand the identity upstream, then
+    /// the headers phase.
+    fn authentication_phase(&mut self, may_fetch: bool) -> Stage<Step> {
         let Some(plugin) = self.plugin.clone() else {
             // on_configure failed for this root: nothing is let through.
             self.deny(Reason::JwksUnavailable, None, "llm-warden");
-            return Flow::Pause;
+            return Err(Stop::Replied);
         };
         let s = &plugin.settings;
         strip_client_headers(self.host, &s.identity_prefix, &self.request_headers);
         let Some(now_ms) = now_ms(self.host) else {
             self.deny(Reason::JwksUnavailable, None, &s.realm);
-            return Flow::Pause;
+            return Err(Stop::Replied);
         };
+        let identity = self.authenticate(&plugin, now_ms, may_fetch)?;
+        self.forward_identity(s, &identity)?;
+        self.record(now_ms, Reason::Ok, 200, Some(&identity));
+        self.identity = Some(identity.clone());
+        self.headers_phase(&plugin, &identity, now_ms / 1000)
+    }
+
+    /// The caller's identity from its token; holds the request while the issuer's keys are
+    /// fetched (`may_fetch`), refuses it otherwise.
+    fn authenticate(&mut self, plugin: &Plugin, now_ms: u64, may_fetch: bool) -> Stage<Rc<Identity>> {
+        let s = &plugin.settings;
         let header = self.request_header(&s.token_header);
         if let Some(h) = &header {
             if let Ok(auth) = plugin.auth.try_borrow() {
@@ -615,19 +650,19 @@ impl Exchange {
         }
         let verdict = match plugin.auth.try_borrow_mut() {
             Ok(mut auth) => {
-                let v = auth.authenticate(header.as_deref(), now_ms / 1000, &HostStore(self.host), may_fetch);
+                let store = HostStore(self.host);
+                let v = auth.authenticate(header.as_deref(), now_ms / 1000, &store, may_fetch);
                 if let Verdict::Fetch { issuer } = v {
                     match dispatch_fetch(self.host, &auth, issuer) {
                         Ok(call) => {
                             self.pending = Some((call, issuer));
                             self.phase = Phase::AwaitingKeys;
-                            return Flow::Pause;
+                            return Err(Stop::Held);
                         }
                         Err(()) => {
-                            let result =
-                                auth.on_fetch(issuer, now_ms / 1000, &HostStore(self.host), None, None);
+                            let result = auth.on_fetch(issuer, now_ms / 1000, &store, None, None);
                             log_fetch(self.host, &auth, issuer, &result);
-                            auth.authenticate(header.as_deref(), now_ms / 1000, &HostStore(self.host), false)
+                            auth.authenticate(header.as_deref(), now_ms / 1000, &store, false)
                         }
                     }
                 } else {
@@ -640,44 +675,33 @@ impl Exchange {
             },
         };
         match verdict {
-            Verdict::Allow(identity) => {
-                if !s.forward_token {
-                    let _ = self.host.remove_header(HeaderMap::Request, &s.token_header);
-                }
-                for (name, value) in identity_headers(&s.identity_prefix, &identity) {
-                    if self.host.set_header(HeaderMap::Request, &name, &value).is_err() {
-                        // Forwarding without the identity the upstream relies on is not safe.
-                        self.deny(Reason::JwksUnavailable, Some(&identity), &s.realm);
-                        return Flow::Pause;
-                    }
-                }
-                self.record(now_ms, Reason::Ok, 200, Some(&identity));
-                self.identity = Some(identity.clone());
-                match self.authorize_headers(&plugin, &identity, now_ms / 1000) {
-                    Step::Forward => {
-                        if self.release() {
-                            Flow::Continue
-                        } else {
-                            Flow::Pause
-                        }
-                    }
-                    Step::NeedBody => {
-                        self.phase = Phase::AwaitingBody;
-                        Flow::Pause
-                    }
-                    Step::Replied => Flow::Pause,
-                }
-            }
+            Verdict::Allow(identity) => Ok(identity),
             Verdict::Deny { reason, identity } => {
                 self.deny(reason, identity.as_deref(), &s.realm);
-                Flow::Pause
+                Err(Stop::Replied)
             }
             // Only returned with may_fetch; handled above.
             Verdict::Fetch { .. } => {
                 self.deny(Reason::JwksUnavailable, None, &s.realm);
-                Flow::Pause
+                Err(Stop::Replied)
             }
         }
+    }
+
+    /// The caller's token stays here (unless configured otherwise); its identity goes
+    /// upstream in our headers, or the request does not go at all.
+    fn forward_identity(&mut self, s: &Settings, identity: &Identity) -> Stage {
+        if !s.forward_token {
+            let _ = self.host.remove_header(HeaderMap::Request, &s.token_header);
+        }
+        for (name, value) in identity_headers(&s.identity_prefix, identity) {
+            if self.host.set_header(HeaderMap::Request, &name, &value).is_err() {
+                // Forwarding without the identity the upstream relies on is not safe.
+                self.deny(Reason::JwksUnavailable, Some(identity), &s.realm);
+                return Err(Stop::Replied);
+            }
+        }
+        Ok(())
     }
 
     fn view<'a>(
@@ -697,87 +721,116 @@ impl Exchange {
         }
     }
 
-    fn authorize_headers(&mut self, plugin: &Plugin, identity: &Identity, now: u64) -> Step {
+    /// The headers phase after authentication, in order: one canonical path, the request's
+    /// context (client address, route, model outside the body), the route's policy, then
+    /// either the body phase (JSON endpoints) or the decision and the rate limit.
+    fn headers_phase(&mut self, plugin: &Plugin, identity: &Identity, now: u64) -> Stage<Step> {
         // Every request, with or without an authorization section: a path the upstream could
         // read differently from the filter is never forwarded.
-        let raw_path = self.request_header(":path").unwrap_or_default();
-        let path = match request_path::canonical(&raw_path) {
-            Ok(path) => path,
-            Err(problem) => return self.problem(RequestProblem::AmbiguousPath(problem)),
-        };
-        self.endpoint = Endpoint::of(&path);
-        self.path = path;
+        self.canonicalize_path()?;
         let Some(authz) = &plugin.authz else {
-            return Step::Forward;
+            return Ok(Step::Forward);
         };
+        let route = self.read_request_context(authz)?;
+        let Some(policy_idx) = authz.route_index(
+            route.as_deref(),
+            self.request_header(":authority").as_deref(),
+            &self.path,
+        ) else {
+            self.enforce(no_route(), &plugin.settings.realm)?;
+            return Ok(Step::Forward);
+        };
+        self.policy = Some(policy_idx);
+        let (_, policy) = self.routed_policy(plugin)?;
+        if policy.redaction.is_some() {
+            // Responses are redacted: the upstream must answer uncompressed.
+            let _ = self.host.remove_header(HeaderMap::Request, "accept-encoding");
+        }
+        if self.needs_body() {
+            return self.await_body(plugin, authz, policy, identity, now);
+        }
+        let decision = self.decide(plugin, policy, identity, now, None);
+        self.enforce(decision, &plugin.settings.realm)?;
+        Ok(self.rate_limit(plugin, identity, None))
+    }
+
+    fn canonicalize_path(&mut self) -> Stage {
+        let raw_path = self.request_header(":path").unwrap_or_default();
+        match request_path::canonical(&raw_path) {
+            Ok(path) => {
+                self.endpoint = Endpoint::of(&path);
+                self.path = path;
+                Ok(())
+            }
+            Err(problem) => Err(self.problem_stop(RequestProblem::AmbiguousPath(problem))),
+        }
+    }
+
+    /// The client address (only when a rule reads it), the model named outside the body
+    /// (400 when ambiguous) and the route name, noted in the audit record.
+    fn read_request_context(&mut self, authz: &Authorizer) -> Stage<Option<String>> {
         if authz.uses_source_ip {
             self.source_ip =
                 property_text(self.host, &["source", "address"]).and_then(|a| parse_source_address(&a));
         }
         let route = property_text(self.host, &["xds", "route_name"]);
-        let host = self.request_header(":authority");
         self.model_outside_body = match authz.model_outside_body(&self.path, |n| self.request_header(n)) {
             Ok(model) => model,
-            Err(problem) => return self.problem(problem),
+            Err(problem) => return Err(self.problem_stop(problem)),
         };
         if let Some(a) = &mut self.audit {
             a.route = route.clone();
             a.action = Some(self.endpoint.action());
             a.model = self.model_outside_body.clone();
         }
-        let Some(policy_idx) = authz.route_index(route.as_deref(), host.as_deref(), &self.path) else {
-            return self.apply(no_route(), &plugin.settings.realm);
-        };
-        self.policy = Some(policy_idx);
-        let Some(policy) = authz.policy(policy_idx) else {
-            return self.apply(no_route(), &plugin.settings.realm);
-        };
+        Ok(route)
+    }
+
+    /// Any method can carry a body (PUT, PATCH, DELETE...): a body on a JSON endpoint is
+    /// always read; only a body-less GET/HEAD-style request is decided on headers.
+    fn needs_body(&self) -> bool {
         let method = self.request_header(":method").unwrap_or_default();
-        if policy.redaction.is_some() {
-            // Responses are redacted: the upstream must answer uncompressed.
-            let _ = self.host.remove_header(HeaderMap::Request, "accept-encoding");
-        }
-        // Any method can carry a body (PUT, PATCH, DELETE...): a body on a JSON endpoint is
-        // always read; only a body-less GET/HEAD-style request is decided on headers.
         let carries_body = !self.request_ended || method.eq_ignore_ascii_case("POST");
-        if self.endpoint.has_json_body() && carries_body {
-            let encoded = self
-                .request_header("content-encoding")
-                .is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
-            if encoded {
-                return self.problem(RequestProblem::Compressed);
-            }
-            let declared = self
-                .request_header("content-length")
-                .and_then(|l| l.trim().parse::<usize>().ok());
-            if declared.is_some_and(|l| l > authz.body_max_bytes) {
-                return self.problem(RequestProblem::TooLarge(authz.body_max_bytes));
-            }
+        self.endpoint.has_json_body() && carries_body
+    }
+
+    /// Before holding for a body: refuse what cannot be read (compressed, declared too
+    /// large, absent) and callers no rule applies to, without reading it.
+    fn await_body(
+        &mut self,
+        plugin: &Plugin,
+        authz: &Authorizer,
+        policy: &crate::policy::Policy,
+        identity: &Identity,
+        now: u64,
+    ) -> Stage<Step> {
+        let encoded = self
+            .request_header("content-encoding")
+            .is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
+        if encoded {
+            return Err(self.problem_stop(RequestProblem::Compressed));
+        }
+        let declared = self
+            .request_header("content-length")
+            .and_then(|l| l.trim().parse::<usize>().ok());
+        if declared.is_some_and(|l| l > authz.body_max_bytes) {
+            return Err(self.problem_stop(RequestProblem::TooLarge(authz.body_max_bytes)));
+        }
+        let no_rule_applies = {
             let header = |n: &str| self.request_header(n);
             let view = self.view(now, None, &header);
-            if policy.mode == Mode::Enforce && !policy.applies_to_anyone(identity, &view) {
-                // No rule for this caller: refuse without reading the body.
-                let traces = plugin.settings.explain.then(|| policy.explain(identity, &view));
-                let decision = policy.decide(identity, &view);
-                self.rule_traces = traces;
-                return self.apply(decision, &plugin.settings.realm);
-            }
-            if self.request_ended {
-                return self.problem(RequestProblem::NotJson);
-            }
-            // The upstream must answer uncompressed so tool calls can be inspected.
-            let _ = self.host.remove_header(HeaderMap::Request, "accept-encoding");
-            return Step::NeedBody;
+            policy.mode == Mode::Enforce && !policy.applies_to_anyone(identity, &view)
+        };
+        if no_rule_applies {
+            let decision = self.decide(plugin, policy, identity, now, None);
+            self.enforce(decision, &plugin.settings.realm)?;
         }
-        let header = |n: &str| self.request_header(n);
-        let view = self.view(now, None, &header);
-        let traces = plugin.settings.explain.then(|| policy.explain(identity, &view));
-        let decision = policy.decide(identity, &view);
-        self.rule_traces = traces;
-        match self.apply(decision, &plugin.settings.realm) {
-            Step::Forward => self.rate_limit(plugin, identity, None),
-            other => other,
+        if self.request_ended {
+            return Err(self.problem_stop(RequestProblem::NotJson));
         }
+        // The upstream must answer uncompressed so tool calls can be inspected.
+        let _ = self.host.remove_header(HeaderMap::Request, "accept-encoding");
+        Ok(Step::NeedBody)
     }
 
     /// Applies the granting rule's rate limits: 429 when one refuses (unless monitoring).
@@ -872,6 +925,11 @@ impl Exchange {
         step
     }
 
+    fn problem_stop(&mut self, problem: RequestProblem) -> Stop {
+        self.problem(problem);
+        Stop::Replied
+    }
+
     fn problem(&mut self, problem: RequestProblem) -> Step {
         self.refuse(&problem.reply(), problem.code());
         Step::Replied
@@ -889,36 +947,76 @@ impl Exchange {
 
     /// Reads the complete request body and authorizes it. True: let the request go on.
     fn authorize_body(&mut self) -> bool {
-        let Some(plugin) = self.plugin.clone() else {
-            return false;
-        };
-        let (Some(authz), Some(identity)) = (&plugin.authz, self.identity.clone()) else {
-            return false;
-        };
-        if self.body_size > authz.body_max_bytes {
-            self.problem(RequestProblem::TooLarge(authz.body_max_bytes));
-            return false;
+        self.body_phase().is_ok()
+    }
+
+    /// The body phase, in order: read, parse, model agreement, the policy's decision on the
+    /// body, token planning, the prompt guard, the classifier, then the headers phase's
+    /// remainder (rate limit, credential) in `proceed`.
+    fn body_phase(&mut self) -> Stage {
+        let (plugin, identity) = self.caller()?;
+        let authz = plugin.authz.as_ref().ok_or(Stop::Held)?;
+        let body = self.read_request_body(authz.body_max_bytes)?;
+        let (obj, facts) = self.parse_request_body(&body)?;
+        self.note_body_facts(&facts);
+        let (policy_idx, policy) = self.routed_policy(&plugin)?;
+        let now = now_ms(self.host).unwrap_or(0) / 1000;
+        let decision = self.decide(&plugin, policy, &identity, now, Some(&facts));
+        let (clamp, token_limited) = self.plan_tokens(authz, &decision, &body, &obj, &facts);
+        self.enforce(decision, &plugin.settings.realm)?;
+        if let Some(spec) = policy.guard.as_ref() {
+            self.guard_prompt(spec, &obj, &facts, now)?;
         }
-        let body = self
+        let mut held = HeldBody {
+            obj,
+            facts,
+            clamp,
+            token_limited,
+        };
+        if let Some(spec) = authz.policy(policy_idx).and_then(|p| p.classifier.clone()) {
+            held = self
+                .classify(&plugin, policy_idx, &spec, held)
+                .ok_or(Stop::Held)?;
+        }
+        if self.proceed(&plugin, &identity, held) {
+            Ok(())
+        } else {
+            Err(Stop::Held)
+        }
+    }
+
+    /// The plugin and the authenticated caller (both exist once authentication passed).
+    fn caller(&self) -> Stage<(Rc<Plugin>, Rc<Identity>)> {
+        match (self.plugin.clone(), self.identity.clone()) {
+            (Some(p), Some(i)) => Ok((p, i)),
+            _ => Err(Stop::Held),
+        }
+    }
+
+    /// The whole body, or 413 when it grew past the limit.
+    fn read_request_body(&mut self, max_bytes: usize) -> Stage<Vec<u8>> {
+        if self.body_size > max_bytes {
+            return Err(self.problem_stop(RequestProblem::TooLarge(max_bytes)));
+        }
+        Ok(self
             .host
             .get_buffer(Buffer::RequestBody, 0, self.body_size)
             .ok()
             .flatten()
-            .unwrap_or_default();
-        let (obj, mut facts) = match llm_request::parse_body(&body) {
+            .unwrap_or_default())
+    }
+
+    /// The body as JSON and the facts policies read; 400 for anything ambiguous, and when
+    /// the model it names disagrees with the path or header the upstream routes on.
+    fn parse_request_body(
+        &mut self,
+        body: &[u8],
+    ) -> Stage<(serde_json::Map<String, serde_json::Value>, BodyFacts)> {
+        let (obj, mut facts) = match llm_request::parse_body(body) {
             Ok(parsed) => parsed,
-            Err(BodyError::NotJson) => {
-                self.problem(RequestProblem::NotJson);
-                return false;
-            }
-            Err(BodyError::BadField(f)) => {
-                self.problem(RequestProblem::BadField(f));
-                return false;
-            }
-            Err(BodyError::DuplicateMember) => {
-                self.problem(RequestProblem::DuplicateMember);
-                return false;
-            }
+            Err(BodyError::NotJson) => return Err(self.problem_stop(RequestProblem::NotJson)),
+            Err(BodyError::BadField(f)) => return Err(self.problem_stop(RequestProblem::BadField(f))),
+            Err(BodyError::DuplicateMember) => return Err(self.problem_stop(RequestProblem::DuplicateMember)),
         };
         if !obj.contains_key("stream") && Endpoint::ollama_native(&self.path) {
             // Ollama streams unless told not to: the streaming grant applies.
@@ -928,25 +1026,61 @@ impl Exchange {
         if let Err(problem) =
             crate::policy::served_model(self.model_outside_body.as_deref(), facts.model.as_deref())
         {
-            self.problem(problem);
-            return false;
+            return Err(self.problem_stop(problem));
         }
+        Ok((obj, facts))
+    }
+
+    fn note_body_facts(&mut self, facts: &BodyFacts) {
         self.declared_tools = !facts.all_tools().is_empty() || facts.tool_choice.is_some();
         if let Some(a) = &mut self.audit {
             let model = facts.model.as_deref().or(self.model_outside_body.as_deref());
             a.set_text(Text::Model, model);
             a.set_tools(facts.all_tools());
         }
-        let Some((policy_idx, policy)) = self.policy.and_then(|i| authz.policy(i).map(|p| (i, p))) else {
-            let step = self.apply(no_route(), &plugin.settings.realm);
-            return matches!(step, Step::Forward);
-        };
-        let now = now_ms(self.host).unwrap_or(0) / 1000;
+    }
+
+    /// The policy the route chose; refused when there is none.
+    fn routed_policy<'p>(&mut self, plugin: &'p Plugin) -> Stage<(usize, &'p crate::policy::Policy)> {
+        let routed = self
+            .policy
+            .and_then(|i| plugin.authz.as_ref()?.policy(i).map(|p| (i, p)));
+        match routed {
+            Some(found) => Ok(found),
+            None => {
+                self.enforce(no_route(), &plugin.settings.realm)?;
+                Err(Stop::Replied)
+            }
+        }
+    }
+
+    /// The policy's decision on this request (and every rule's verdict when explaining).
+    fn decide(
+        &mut self,
+        plugin: &Plugin,
+        policy: &crate::policy::Policy,
+        identity: &Identity,
+        now: u64,
+        body: Option<&BodyFacts>,
+    ) -> Decision {
         let header = |n: &str| self.request_header(n);
-        let view = self.view(now, Some(&facts), &header);
-        let traces = plugin.settings.explain.then(|| policy.explain(&identity, &view));
-        let decision = policy.decide(&identity, &view);
+        let view = self.view(now, body, &header);
+        let traces = plugin.settings.explain.then(|| policy.explain(identity, &view));
+        let decision = policy.decide(identity, &view);
         self.rule_traces = traces;
+        decision
+    }
+
+    /// What the call may cost in tokens: the clamp the grant imposes, whether usage must be
+    /// metered, the reservation. Returns (clamp, token-limited).
+    fn plan_tokens(
+        &mut self,
+        authz: &Authorizer,
+        decision: &Decision,
+        body: &[u8],
+        obj: &serde_json::Map<String, serde_json::Value>,
+        facts: &BodyFacts,
+    ) -> (Option<u64>, bool) {
         let clamp = decision.clamp_to.filter(|_| decision.denial.is_none());
         let token_limited = authz.force_stream_usage
             || decision
@@ -954,75 +1088,72 @@ impl Exchange {
                 .iter()
                 .any(|l| l.limit.kind == ratelimit::Kind::Tokens);
         self.meter_usage = token_limited;
-        // The clamp below lowers (or sets) max_tokens: reserve what the upstream will be asked.
+        // The clamp lowers (or sets) max_tokens: reserve what the upstream will be asked.
         let max_tokens = match clamp {
             Some(cap) => Some(facts.max_tokens.map_or(cap, |m| m.min(cap))),
             None => facts.max_tokens,
         };
-        self.token_estimate = usage::TokenEstimate::of_request(
-            self.endpoint,
-            &body,
-            &obj,
-            max_tokens,
-            authz.default_max_tokens,
-        );
+        self.token_estimate =
+            usage::TokenEstimate::of_request(self.endpoint, body, obj, max_tokens, authz.default_max_tokens);
         self.call_model = facts.model.clone().or_else(|| self.model_outside_body.clone());
-        if !matches!(self.apply(decision, &plugin.settings.realm), Step::Forward) {
-            return false;
+        (clamp, token_limited)
+    }
+
+    /// Acts on a decision: Ok when the request may go on (granted, or monitored).
+    fn enforce(&mut self, decision: Decision, realm: &str) -> Stage {
+        match self.apply(decision, realm) {
+            Step::Forward => Ok(()),
+            Step::NeedBody | Step::Replied => Err(Stop::Replied),
         }
-        if let Some(spec) = authz.policy(policy_idx).and_then(|p| p.guard.as_ref()) {
-            if let Some(rule) = spec.guard.check_body(&obj) {
-                let rule = rule.to_string();
-                let monitor = spec.mode == Mode::Monitor;
-                self.host.count(
-                    &format!(
-                        "llm_warden.guard.{rule}.{}",
-                        if monitor { "monitored" } else { "blocked" }
-                    ),
-                    1,
-                );
-                if let Some(a) = &mut self.audit {
-                    a.guard_rule = Some(rule.clone());
-                    if a.decision == AuditDecision::Allow {
-                        a.decision = if monitor {
-                            AuditDecision::WouldDeny
-                        } else {
-                            AuditDecision::Deny
-                        };
-                        a.reason = "prompt_blocked";
-                    }
-                }
-                if !monitor {
-                    let reply = crate::guard::blocked_reply(
-                        &rule,
-                        spec.on_block == crate::policy::OnBlock::Refusal,
-                        self.endpoint,
-                        facts.model.as_deref(),
-                        facts.stream,
-                        now,
-                    );
-                    if let Some(a) = &mut self.audit {
-                        a.status = reply.status;
-                    }
-                    self.send(&reply, "prompt_blocked");
-                    return false;
-                }
+    }
+
+    /// The input guard on the prompt: blocks (or, monitoring, records) an injection.
+    fn guard_prompt(
+        &mut self,
+        spec: &crate::policy::GuardSpec,
+        obj: &serde_json::Map<String, serde_json::Value>,
+        facts: &BodyFacts,
+        now: u64,
+    ) -> Stage {
+        let Some(rule) = spec.guard.check_body(obj) else {
+            return Ok(());
+        };
+        let rule = rule.to_string();
+        let monitor = spec.mode == Mode::Monitor;
+        self.host.count(
+            &format!(
+                "llm_warden.guard.{rule}.{}",
+                if monitor { "monitored" } else { "blocked" }
+            ),
+            1,
+        );
+        if let Some(a) = &mut self.audit {
+            a.guard_rule = Some(rule.clone());
+            if a.decision == AuditDecision::Allow {
+                a.decision = if monitor {
+                    AuditDecision::WouldDeny
+                } else {
+                    AuditDecision::Deny
+                };
+                a.reason = "prompt_blocked";
             }
         }
-        let held = HeldBody {
-            obj,
-            facts,
-            clamp,
-            token_limited,
-        };
-        let held = match authz.policy(policy_idx).and_then(|p| p.classifier.clone()) {
-            Some(spec) => match self.classify(&plugin, policy_idx, &spec, held) {
-                Some(held) => held,
-                None => return false,
-            },
-            None => held,
-        };
-        self.proceed(&plugin, &identity, held)
+        if monitor {
+            return Ok(());
+        }
+        let reply = crate::guard::blocked_reply(
+            &rule,
+            spec.on_block == crate::policy::OnBlock::Refusal,
+            self.endpoint,
+            facts.model.as_deref(),
+            facts.stream,
+            now,
+        );
+        if let Some(a) = &mut self.audit {
+            a.status = reply.status;
+        }
+        self.send(&reply, "prompt_blocked");
+        Err(Stop::Replied)
     }
 
     /// The policy's external classifier: a cached verdict decides at once; otherwise the call

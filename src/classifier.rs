@@ -7,8 +7,8 @@
 //! Host-free: this module builds the call, reads the answer and decides; the adapter
 //! dispatches, holds the request and keeps a [`VerdictCache`] per policy and worker.
 
-use crate::config::ConfigError;
-use crate::policy::Mode;
+use crate::config_error::ConfigError;
+use crate::mode::Mode;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};

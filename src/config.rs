@@ -6,24 +6,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::Value;
-use std::fmt;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// Field path such as `issuers[0].jwks.remote.cluster`; empty for the document itself.
-    pub path: String,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
-    }
-}
+pub use crate::config_error::ConfigError;
 
 fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError {

@@ -14,7 +14,7 @@
 //! [`CredentialSpec::complete`] records the answer and releases the lease. A lease expires
 //! on its own (timeout + margin), so a lost call cannot wedge a key.
 
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
 use crate::host::{SharedStore, StoreWrite};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

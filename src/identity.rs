@@ -11,21 +11,7 @@ pub const CLIENT: &str = "client";
 pub const SCOPES: &str = "scopes";
 pub const ACTOR_CHAIN: &str = "actor-chain";
 
-/// Percent-encodes everything outside printable ASCII, plus '%' itself and the list
-/// separator, so values cannot smuggle CR/LF or split a list.
-pub fn header_safe(value: &str, separator: Option<char>) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        let c = b as char;
-        let plain = (0x20..0x7f).contains(&b) && c != '%' && Some(c) != separator;
-        if plain {
-            out.push(c);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use crate::reason::header_safe;
 
 /// Header names compared the way upstream stacks may read them: case-insensitive, and `_`
 /// the same as `-` (CGI/WSGI-style servers map one to the other).

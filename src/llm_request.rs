@@ -4,6 +4,7 @@
 
 use crate::request_path::CanonicalPath;
 use crate::tool_decls::{self, Tool};
+pub use crate::tool_decls::{BodyError, ToolChoice, MAX_NAME_LEN};
 use serde_json::{Map, Value};
 
 /// The API operation, derived from the canonical path. Policies grant actions by these names.
@@ -81,15 +82,6 @@ impl Endpoint {
     }
 }
 
-/// A forced tool choice.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ToolChoice {
-    /// The model must call this tool.
-    Named(String),
-    /// The model must call some tool ("required" / Anthropic "any").
-    Required,
-}
-
 /// What authorization needs to know about the body.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BodyFacts {
@@ -129,20 +121,6 @@ impl BodyFacts {
             .collect()
     }
 }
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BodyError {
-    /// Not JSON, or not a JSON object.
-    NotJson,
-    /// A field has the wrong type (e.g. `model: 5`); names the field.
-    BadField(&'static str),
-    /// An object names the same member twice.
-    DuplicateMember,
-}
-
-/// Names longer than this are refused: no real model or tool name is that long, and the
-/// names end up in audit records and error messages.
-pub const MAX_NAME_LEN: usize = 256;
 
 fn name(v: &Value, field: &'static str) -> Result<String, BodyError> {
     match v.as_str() {

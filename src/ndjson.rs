@@ -7,23 +7,11 @@
 //! line's `prompt_eval_count + eval_count`.
 
 use crate::redact_stream::{End, Redactor, TextStream};
-use crate::sse_pipeline::StreamOptions;
+use crate::stream_inspection::{StreamInspection, StreamOptions};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-/// Tool names of an Ollama chat message (streamed line or whole response).
-pub fn ollama_tool_names(v: &Value) -> Vec<String> {
-    v.pointer("/message/tool_calls")
-        .and_then(Value::as_array)
-        .map(|calls| {
-            calls
-                .iter()
-                .filter_map(|c| c.pointer("/function/name").and_then(Value::as_str))
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
+pub use crate::tool_calls::ollama_tool_names;
 
 /// Tokens of an Ollama final line (`done: true`): prompt plus generated.
 pub fn ollama_usage(v: &Value) -> Option<u64> {
@@ -340,13 +328,13 @@ impl NdjsonPipeline {
         l
     }
 
-    fn replacement(&self, tool: &str, mode: crate::policy::ForbiddenToolCall) -> Vec<u8> {
+    fn replacement(&self, tool: &str, mode: crate::tool_calls::ForbiddenToolCall) -> Vec<u8> {
         let short: String = tool.chars().take(64).collect();
         let message =
             format!("The model tried to call the tool {short:?}, which your token does not permit; the response was blocked.");
         match mode {
-            crate::policy::ForbiddenToolCall::Error => self.error_line(&message),
-            crate::policy::ForbiddenToolCall::Refusal => {
+            crate::tool_calls::ForbiddenToolCall::Error => self.error_line(&message),
+            crate::tool_calls::ForbiddenToolCall::Refusal => {
                 let (model, created) = self.template.clone().unwrap_or((Value::Null, Value::Null));
                 let mut l = json!({"model": model, "created_at": created,
                     "message": {"role": "assistant", "content": message}, "done": true, "done_reason": "stop"})
@@ -359,12 +347,30 @@ impl NdjsonPipeline {
     }
 }
 
+impl StreamInspection for NdjsonPipeline {
+    fn feed(
+        &mut self,
+        chunk: &[u8],
+        end_of_stream: bool,
+        allowed: &dyn Fn(&str) -> bool,
+        redactor: Option<&mut Redactor>,
+    ) -> Vec<u8> {
+        NdjsonPipeline::feed(self, chunk, end_of_stream, allowed, redactor)
+    }
+    fn blocked(&self) -> Option<&str> {
+        NdjsonPipeline::blocked(self)
+    }
+    fn uninspectable(&self) -> bool {
+        NdjsonPipeline::uninspectable(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::llm_request::Endpoint;
-    use crate::policy::ForbiddenToolCall;
     use crate::redact::{Counts, Detectors, Replacement};
+    use crate::tool_calls::ForbiddenToolCall;
 
     fn opts() -> StreamOptions {
         StreamOptions {

@@ -3,11 +3,14 @@
 //! allowed only by a rule that grants everything it asks for.
 
 use crate::claims::Identity;
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
 use crate::llm_request::{BodyFacts, Endpoint, PathPattern, ToolChoice};
+pub use crate::mode::Mode;
 use crate::ratelimit::{KeyBy, Kind, Limit, LimitSpec, ModelScope, Period, SlotTable};
+pub use crate::reason::Denial;
 use crate::reason::RequestProblem;
 use crate::request_path::CanonicalPath;
+pub use crate::tool_calls::ForbiddenToolCall;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -126,16 +129,6 @@ pub struct RouteMatch {
     /// A prefix of the canonical (decoded) path, compared case-insensitively like endpoint
     /// names; the query is not part of it.
     pub path_prefix: Option<String>,
-}
-
-#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    #[default]
-    Enforce,
-    /// Decide and audit "would_deny", but let the request through.
-    Monitor,
 }
 
 #[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
@@ -259,6 +252,20 @@ pub struct RedactionSpec {
     pub mode: Mode,
     pub uninspectable: crate::response::Uninspectable,
     pub response_headers: crate::response::HeaderSelection,
+}
+
+impl RedactionSpec {
+    /// A redactor for this redaction, counting into `counts`.
+    pub fn redactor<'a>(
+        &'a self,
+        counts: &'a mut crate::redact::Counts,
+    ) -> crate::redact_stream::Redactor<'a> {
+        crate::redact_stream::Redactor {
+            detectors: &self.detectors,
+            replacement: &self.replacement,
+            counts,
+        }
+    }
 }
 
 const SECRET_KINDS: [crate::redact::Kind; 11] = {
@@ -552,17 +559,6 @@ fn default_body_max() -> usize {
 pub struct ResponseToolCalls {
     #[serde(default)]
     pub on_forbidden: ForbiddenToolCall,
-}
-
-#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ForbiddenToolCall {
-    /// Replace the response (or the rest of the stream) with an API error.
-    #[default]
-    Error,
-    /// Replace it with a normal assistant message saying the tool call was blocked.
-    Refusal,
 }
 
 // ---------- compiled form ----------
@@ -1191,54 +1187,6 @@ pub struct RequestView<'a> {
     pub body: Option<&'a BodyFacts>,
     /// The model named by the path or header (`Authorizer::model_outside_body`).
     pub model_outside_body: Option<String>,
-}
-
-/// Why authorization failed: each maps to a 403 message saying what is missing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Denial {
-    NoRoute,
-    InsufficientScope,
-    ActionNotPermitted,
-    ModelRequired,
-    ModelNotPermitted,
-    ToolNotPermitted(String),
-    StreamingNotPermitted,
-    MaxTokensExceeded(u64),
-}
-
-impl Denial {
-    pub fn code(&self) -> &'static str {
-        match self {
-            Denial::NoRoute => "route_not_permitted",
-            Denial::InsufficientScope => "insufficient_scope",
-            Denial::ActionNotPermitted => "action_not_permitted",
-            Denial::ModelRequired => "model_required",
-            Denial::ModelNotPermitted => "model_not_permitted",
-            Denial::ToolNotPermitted(_) => "tool_not_permitted",
-            Denial::StreamingNotPermitted => "streaming_not_permitted",
-            Denial::MaxTokensExceeded(_) => "max_tokens_exceeded",
-        }
-    }
-
-    /// What the caller is told: what is missing, never which rule or policy said so.
-    pub fn message(&self) -> String {
-        match self {
-            Denial::NoRoute => "This route is not open to any caller.".into(),
-            Denial::InsufficientScope => "Your token does not grant access to this route.".into(),
-            Denial::ActionNotPermitted => "Your token does not permit this operation.".into(),
-            Denial::ModelRequired => "The request must name a model.".into(),
-            Denial::ModelNotPermitted => "The requested model is not permitted for your token.".into(),
-            Denial::ToolNotPermitted(t) => {
-                format!("The tool {:?} is not permitted for your token.", truncate(t, 64))
-            }
-            Denial::StreamingNotPermitted => "Streaming is not permitted for your token.".into(),
-            Denial::MaxTokensExceeded(n) => format!("max_tokens may be at most {n} for your token."),
-        }
-    }
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
 }
 
 #[derive(Debug, Clone)]

@@ -158,8 +158,102 @@ pub fn denial_reply(reason: Reason, realm: &str) -> Reply {
     }
 }
 
+/// Percent-encodes everything outside printable ASCII, plus '%' itself and the list
+/// separator, so values cannot smuggle CR/LF or split a list.
+pub fn header_safe(value: &str, separator: Option<char>) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        let c = b as char;
+        let plain = (0x20..0x7f).contains(&b) && c != '%' && Some(c) != separator;
+        if plain {
+            out.push(c);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Why authorization failed: each maps to a 403 message saying what is missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    NoRoute,
+    InsufficientScope,
+    ActionNotPermitted,
+    ModelRequired,
+    ModelNotPermitted,
+    ToolNotPermitted(String),
+    StreamingNotPermitted,
+    MaxTokensExceeded(u64),
+}
+
+impl Denial {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Denial::NoRoute => "route_not_permitted",
+            Denial::InsufficientScope => "insufficient_scope",
+            Denial::ActionNotPermitted => "action_not_permitted",
+            Denial::ModelRequired => "model_required",
+            Denial::ModelNotPermitted => "model_not_permitted",
+            Denial::ToolNotPermitted(_) => "tool_not_permitted",
+            Denial::StreamingNotPermitted => "streaming_not_permitted",
+            Denial::MaxTokensExceeded(_) => "max_tokens_exceeded",
+        }
+    }
+
+    /// What the caller is told: what is missing, never which rule or policy said so.
+    pub fn message(&self) -> String {
+        match self {
+            Denial::NoRoute => "This route is not open to any caller.".into(),
+            Denial::InsufficientScope => "Your token does not grant access to this route.".into(),
+            Denial::ActionNotPermitted => "Your token does not permit this operation.".into(),
+            Denial::ModelRequired => "The request must name a model.".into(),
+            Denial::ModelNotPermitted => "The requested model is not permitted for your token.".into(),
+            Denial::ToolNotPermitted(t) => {
+                format!("The tool {:?} is not permitted for your token.", truncate(t, 64))
+            }
+            Denial::StreamingNotPermitted => "Streaming is not permitted for your token.".into(),
+            Denial::MaxTokensExceeded(n) => format!("max_tokens may be at most {n} for your token."),
+        }
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// Why a response could not be inspected (the audit reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Withheld {
+    Compressed,
+    UnknownContentType,
+    Unparseable,
+}
+
+impl Withheld {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Withheld::Compressed => "compressed",
+            Withheld::UnknownContentType => "unknown_content_type",
+            Withheld::Unparseable => "unparseable",
+        }
+    }
+}
+
+/// The status and body sent instead of a withheld response (OpenAI error shape; the
+/// reason goes to the audit record, not to the client).
+pub const WITHHELD_STATUS: u16 = 502;
+
+pub fn withheld_body(problem: Withheld) -> Vec<u8> {
+    let _ = problem;
+    serde_json::json!({"error": {"message": "The upstream response could not be inspected and was withheld.",
+        "type": "server_error", "param": null, "code": "uninspectable_response"}})
+    .to_string()
+    .into_bytes()
+}
+
 /// 403 for an authenticated caller the policy does not allow (RFC 6750 insufficient_scope).
-pub fn forbidden_reply(denial: &crate::policy::Denial, realm: &str) -> Reply {
+pub fn forbidden_reply(denial: &Denial, realm: &str) -> Reply {
     let message = denial.message();
     Reply {
         status: 403,
@@ -169,7 +263,7 @@ pub fn forbidden_reply(denial: &crate::policy::Denial, realm: &str) -> Reply {
                 "www-authenticate".into(),
                 format!(
                     "Bearer realm=\"{realm}\", error=\"insufficient_scope\", error_description=\"{}\"",
-                    crate::identity::header_safe(&message, Some('"'))
+                    header_safe(&message, Some('"'))
                 ),
             ),
         ],
@@ -287,7 +381,7 @@ mod tests {
 
     #[test]
     fn forbidden_is_403_insufficient_scope() {
-        let r = forbidden_reply(&crate::policy::Denial::ModelNotPermitted, "llm");
+        let r = forbidden_reply(&Denial::ModelNotPermitted, "llm");
         assert_eq!(r.status, 403);
         let h = header(&r, "www-authenticate").unwrap();
         assert!(

@@ -67,15 +67,6 @@ fn complete_utf8_len(bytes: &[u8]) -> usize {
 }
 
 impl<'a> Redactor<'a> {
-    /// A redactor for one policy's redaction, counting into `counts`.
-    pub fn for_spec(spec: &'a crate::policy::RedactionSpec, counts: &'a mut Counts) -> Redactor<'a> {
-        Redactor {
-            detectors: &spec.detectors,
-            replacement: &spec.replacement,
-            counts,
-        }
-    }
-
     pub fn text(&mut self, text: &str) -> String {
         crate::redact::redact(text, self.detectors, self.replacement, self.counts)
     }
@@ -444,8 +435,8 @@ impl SseRedactor {
             for ev in self.flush_all("", r, End::Cut) {
                 ev.write_to(&mut out);
             }
-            crate::sse::Event::with_data(&String::from_utf8_lossy(&crate::response::withheld_body(
-                crate::response::Withheld::Unparseable,
+            crate::sse::Event::with_data(&String::from_utf8_lossy(&crate::reason::withheld_body(
+                crate::reason::Withheld::Unparseable,
             )))
             .write_to(&mut out);
             self.failed = true;

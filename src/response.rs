@@ -11,6 +11,7 @@
 //!   withheld: its bytes are not text);
 //! - monitor modes and usage metering alone never withhold (they change nothing).
 
+pub use crate::reason::{withheld_body, Withheld, WITHHELD_STATUS};
 use crate::redact_stream::Redactor;
 use serde::Deserialize;
 
@@ -22,24 +23,6 @@ pub enum Format {
     /// One JSON object per line (`application/x-ndjson`, `application/jsonl`, Ollama).
     Ndjson,
     Text,
-}
-
-/// Why a response could not be inspected (the audit reason).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Withheld {
-    Compressed,
-    UnknownContentType,
-    Unparseable,
-}
-
-impl Withheld {
-    pub fn reason(self) -> &'static str {
-        match self {
-            Withheld::Compressed => "compressed",
-            Withheld::UnknownContentType => "unknown_content_type",
-            Withheld::Unparseable => "unparseable",
-        }
-    }
 }
 
 /// `redaction.uninspectable`: what redaction does with a response it cannot parse.
@@ -164,18 +147,6 @@ pub fn uninspectable(controls: Controls, problem: Withheld) -> Plan {
         Some(_) if problem != Withheld::Compressed => Plan::AsText(problem),
         _ => Plan::PassUninspected(problem),
     }
-}
-
-/// The status and body sent instead of a withheld response (OpenAI error shape; the
-/// reason goes to the audit record, not to the client).
-pub const WITHHELD_STATUS: u16 = 502;
-
-pub fn withheld_body(problem: Withheld) -> Vec<u8> {
-    let _ = problem;
-    serde_json::json!({"error": {"message": "The upstream response could not be inspected and was withheld.",
-        "type": "server_error", "param": null, "code": "uninspectable_response"}})
-    .to_string()
-    .into_bytes()
 }
 
 /// What redaction does with a whole JSON body.

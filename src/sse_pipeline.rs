@@ -2,27 +2,11 @@
 //! guard, the removal of a usage chunk the filter asked for on the client's behalf, and
 //! redaction; the client gets the events re-framed canonically, exactly as inspected.
 
-use crate::llm_request::Endpoint;
-use crate::policy::ForbiddenToolCall;
 use crate::redact_stream::{Redactor, SseRedactor};
 use crate::sse::{Event, Inspected, Parser};
+pub use crate::stream_inspection::{StreamInspection, StreamOptions};
 use crate::tool_calls::SseToolGuard;
 use serde_json::Value;
-
-/// The controls a response stream passes through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StreamOptions {
-    pub endpoint: Endpoint,
-    /// Tool calls are inspected: the mode of a block, and false in monitor mode (the block
-    /// is reported, the stream passes).
-    pub tool_calls: Option<(ForbiddenToolCall, bool)>,
-    /// Redaction is on; false in monitor mode (counted, not changed).
-    pub redaction: Option<bool>,
-    /// The filter set `stream_options.include_usage` itself: the final usage-only chunk
-    /// (`choices: []` with `usage`) is removed from what the client sees. Its usage still
-    /// reaches the meter, which reads the upstream bytes.
-    pub strip_forced_usage: bool,
-}
 
 /// True for the chunk `include_usage` adds: no choices, a usage object.
 pub fn is_usage_only_chunk(v: &Value) -> bool {
@@ -30,23 +14,6 @@ pub fn is_usage_only_chunk(v: &Value) -> bool {
         .and_then(Value::as_array)
         .is_some_and(Vec::is_empty)
         && v.get("usage").is_some_and(Value::is_object)
-}
-
-/// A response stream inspected frame by frame (SSE events, NDJSON lines): what the adapter
-/// needs of either.
-pub trait StreamInspection {
-    /// Takes the next upstream chunk; returns the bytes to send the client now.
-    fn feed(
-        &mut self,
-        chunk: &[u8],
-        end_of_stream: bool,
-        allowed: &dyn Fn(&str) -> bool,
-        redactor: Option<&mut Redactor>,
-    ) -> Vec<u8>;
-    /// The forbidden tool the stream called (blocked, or only reported in monitor mode).
-    fn blocked(&self) -> Option<&str>;
-    /// A frame was too large to inspect: the stream was cut with an error.
-    fn uninspectable(&self) -> bool;
 }
 
 impl StreamInspection for SsePipeline {
@@ -64,24 +31,6 @@ impl StreamInspection for SsePipeline {
     }
     fn uninspectable(&self) -> bool {
         SsePipeline::uninspectable(self)
-    }
-}
-
-impl StreamInspection for crate::ndjson::NdjsonPipeline {
-    fn feed(
-        &mut self,
-        chunk: &[u8],
-        end_of_stream: bool,
-        allowed: &dyn Fn(&str) -> bool,
-        redactor: Option<&mut Redactor>,
-    ) -> Vec<u8> {
-        crate::ndjson::NdjsonPipeline::feed(self, chunk, end_of_stream, allowed, redactor)
-    }
-    fn blocked(&self) -> Option<&str> {
-        crate::ndjson::NdjsonPipeline::blocked(self)
-    }
-    fn uninspectable(&self) -> bool {
-        crate::ndjson::NdjsonPipeline::uninspectable(self)
     }
 }
 
@@ -162,7 +111,7 @@ impl SsePipeline {
                     g.replacement_events(&tool)
                 }
                 None => vec![Event::with_data(&String::from_utf8_lossy(
-                    &crate::response::withheld_body(crate::response::Withheld::Unparseable),
+                    &crate::reason::withheld_body(crate::reason::Withheld::Unparseable),
                 ))],
             };
             for e in replacement {
@@ -242,7 +191,9 @@ impl SsePipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::llm_request::Endpoint;
     use crate::redact::{Counts, Detectors, Replacement};
+    use crate::tool_calls::ForbiddenToolCall;
     use serde_json::json;
 
     fn opts() -> StreamOptions {

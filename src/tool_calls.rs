@@ -4,8 +4,21 @@
 //! tool name split across chunks is still seen before anything of it is forwarded.
 
 use crate::llm_request::Endpoint;
-use crate::policy::ForbiddenToolCall;
+use serde::Deserialize;
 use serde_json::{json, Value};
+
+/// `response_tool_calls.on_forbidden`: what replaces a response calling a tool the caller
+/// was not granted.
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForbiddenToolCall {
+    /// Replace the response (or the rest of the stream) with an API error.
+    #[default]
+    Error,
+    /// Replace it with a normal assistant message saying the tool call was blocked.
+    Refusal,
+}
 
 /// Tool names a response (or one stream event) asks to call.
 pub fn tool_names(v: &Value) -> Vec<String> {
@@ -104,9 +117,7 @@ pub fn check_json(
     let Some(v) = crate::json_text::parse_tolerant(body) else {
         return JsonVerdict::Pass;
     };
-    let names = tool_names(&v)
-        .into_iter()
-        .chain(crate::ndjson::ollama_tool_names(&v));
+    let names = tool_names(&v).into_iter().chain(ollama_tool_names(&v));
     let Some(tool) = names.into_iter().find(|t| !allowed(t)) else {
         return JsonVerdict::Pass;
     };
@@ -302,6 +313,20 @@ impl SseToolGuard {
         };
         text.into_bytes()
     }
+}
+
+/// Tool names of an Ollama chat message (streamed line or whole response).
+pub fn ollama_tool_names(v: &Value) -> Vec<String> {
+    v.pointer("/message/tool_calls")
+        .and_then(Value::as_array)
+        .map(|calls| {
+            calls
+                .iter()
+                .filter_map(|c| c.pointer("/function/name").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

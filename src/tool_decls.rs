@@ -10,8 +10,30 @@
 //! Unknown types are identified by the exact type only, so nothing an attacker invents can
 //! borrow a granted name.
 
-use crate::llm_request::{BodyError, ToolChoice, MAX_NAME_LEN};
 use serde_json::{Map, Value};
+
+/// A forced tool choice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolChoice {
+    /// The model must call this tool.
+    Named(String),
+    /// The model must call some tool ("required" / Anthropic "any").
+    Required,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyError {
+    /// Not JSON, or not a JSON object.
+    NotJson,
+    /// A field has the wrong type (e.g. `model: 5`); names the field.
+    BadField(&'static str),
+    /// An object names the same member twice.
+    DuplicateMember,
+}
+
+/// Names longer than this are refused: no real model or tool name is that long, and the
+/// names end up in audit records and error messages.
+pub const MAX_NAME_LEN: usize = 256;
 
 /// Whether a tool is chosen by name or by type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1850,7 +1850,7 @@ impl Exchange {
         let Some(spec) = redaction_spec(&plugin, idx) else {
             return;
         };
-        let mut r = Redactor::for_spec(spec, &mut self.redactions);
+        let mut r = spec.redactor(&mut self.redactions);
         let rewrites = response::redact_headers(headers, &spec.response_headers, &mut r);
         if spec.mode != Mode::Enforce {
             return;
@@ -1891,7 +1891,7 @@ impl Exchange {
                 replacement,
                 counts: &mut self.redactions,
             }),
-            (_, Some(spec)) => Some(Redactor::for_spec(spec, &mut self.redactions)),
+            (_, Some(spec)) => Some(spec.redactor(&mut self.redactions)),
             _ => None,
         };
         let out = match &mut self.response {

@@ -4,7 +4,7 @@
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use llm_warden::auth::{Authenticator, Verdict};
+use llm_warden::authn::auth::{Authenticator, Verdict};
 use llm_warden::config::Config;
 use llm_warden::host::memory::MemStore;
 use serde_json::{json, Value};

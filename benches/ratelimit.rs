@@ -4,10 +4,10 @@
 //! shared data. Prints figures; asserts nothing.
 
 use llm_warden::host::memory::MemStore;
-use llm_warden::ratelimit::{
+use llm_warden::limits::ratelimit::{
     key_hash, reserve, settle_call, KeyBy, Kind, Limit, LimitSpec, ModelScope, SlotTable,
 };
-use llm_warden::usage::TokenEstimate;
+use llm_warden::limits::usage::TokenEstimate;
 use std::hint::black_box;
 use std::time::Instant;
 

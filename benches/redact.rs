@@ -2,11 +2,11 @@
 //! secrets/PII, whole-body and streamed in small chunks, against a plain copy (passthrough).
 //! Prints figures; asserts nothing.
 
-use llm_warden::llm_request::Endpoint;
-use llm_warden::policy::ForbiddenToolCall;
+use llm_warden::authz::llm_request::Endpoint;
+use llm_warden::authz::policy::ForbiddenToolCall;
+use llm_warden::inspect::sse_pipeline::{SsePipeline, StreamOptions};
+use llm_warden::redact::stream::{Redactor, SseRedactor, TextStream};
 use llm_warden::redact::{redact, Counts, Detectors, Replacement};
-use llm_warden::redact_stream::{Redactor, SseRedactor, TextStream};
-use llm_warden::sse_pipeline::{SsePipeline, StreamOptions};
 use std::hint::black_box;
 use std::time::Instant;
 

@@ -1,7 +1,7 @@
 //! Plugin configuration: the JSON Envoy passes as `configuration` (Istio's `pluginConfig`
 //! arrives as the same JSON). Unknown fields are errors and every error names its field path.
 
-use crate::jose::{Alg, KeySet};
+use crate::authn::jose::{Alg, KeySet};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde::Deserialize;
@@ -34,7 +34,7 @@ pub struct Config {
     #[serde(default = "default_realm")]
     pub realm: String,
     /// Per-route policies; without this section every authenticated call is let through.
-    pub authorization: Option<crate::policy::AuthorizationConfig>,
+    pub authorization: Option<crate::authz::policy::AuthorizationConfig>,
 }
 
 fn default_realm() -> String {
@@ -261,8 +261,8 @@ impl Config {
     }
 
     /// Parses, validates and compiles the authorization section once: the filter keeps
-    /// the compiled [`crate::policy::Authorizer`] that validation built.
-    pub fn compile(bytes: &[u8]) -> Result<(Config, Option<crate::policy::Authorizer>), ConfigError> {
+    /// the compiled [`crate::authz::policy::Authorizer`] that validation built.
+    pub fn compile(bytes: &[u8]) -> Result<(Config, Option<crate::authz::policy::Authorizer>), ConfigError> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let config: Config = serde::Deserialize::deserialize(&mut de).map_err(|e: serde_json::Error| {
             err(
@@ -275,7 +275,7 @@ impl Config {
         Ok((config, authorizer))
     }
 
-    fn validate(&self) -> Result<Option<crate::policy::Authorizer>, ConfigError> {
+    fn validate(&self) -> Result<Option<crate::authz::policy::Authorizer>, ConfigError> {
         if self.issuers.is_empty() {
             return Err(err("issuers", "at least one issuer is required"));
         }
@@ -326,7 +326,7 @@ impl Config {
         let authorizer = match &self.authorization {
             Some(a) => {
                 let names: Vec<String> = self.issuers.iter().map(|i| i.name.clone()).collect();
-                Some(crate::policy::Authorizer::new(a, &names)?)
+                Some(crate::authz::policy::Authorizer::new(a, &names)?)
             }
             None => None,
         };

@@ -8,9 +8,9 @@
 //! case names claims instead of carrying a token. Signature checks themselves are tested
 //! by the filter's own suites; these files test what a policy decides.
 
+use crate::authz::policy::RuleTrace;
 use crate::pipeline::mock::MockHost;
 use crate::pipeline::{Exchange, Flow, Root};
-use crate::policy::RuleTrace;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;

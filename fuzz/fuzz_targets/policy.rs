@@ -1,10 +1,10 @@
 //! Policy config compilation and evaluation: any JSON, never a panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use llm_warden::claims::Identity;
-use llm_warden::llm_request::{parse_body, Endpoint};
-use llm_warden::policy::{served_model, AuthorizationConfig, Authorizer, RequestView};
-use llm_warden::request_path::canonical;
+use llm_warden::authn::claims::Identity;
+use llm_warden::authz::llm_request::{parse_body, Endpoint};
+use llm_warden::authz::policy::{served_model, AuthorizationConfig, Authorizer, RequestView};
+use llm_warden::authz::request_path::canonical;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(cfg) = serde_json::from_slice::<AuthorizationConfig>(data) else { return };

@@ -3,7 +3,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use llm_warden::redact::{redact, Counts, Detectors, Replacement};
-use llm_warden::redact_stream::{Redactor, SseRedactor, TextStream};
+use llm_warden::redact::stream::{Redactor, SseRedactor, TextStream};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&seed, rest)) = data.split_first() else { return };
@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
         let mut s = TextStream::default();
         let mut o = r.push(&mut s, &text);
         o.push_str(&r.flush(&mut s));
-        if llm_warden::redact_stream::partial_tail(&text).is_none() {
+        if llm_warden::redact::stream::partial_tail(&text).is_none() {
             assert_eq!(o, redact(&text, &d, &rep, &mut Counts::new()));
         }
         o

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 fuzz_target!(|data: &[u8]| {
     static GUARD: OnceLock<Guard> = OnceLock::new();
     let g = GUARD.get_or_init(|| Guard { rules: Guard::builtin(None).expect("rules"), include_system: true });
-    if let Ok((obj, facts)) = llm_warden::llm_request::parse_body(data) {
+    if let Ok((obj, facts)) = llm_warden::authz::llm_request::parse_body(data) {
         let _ = facts.all_tools();
         let _ = g.check_body(&obj);
     }

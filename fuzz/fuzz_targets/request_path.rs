@@ -2,8 +2,8 @@
 //! a server could read as structure the filter did not see.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use llm_warden::llm_request::{Endpoint, PathPattern};
-use llm_warden::request_path::canonical;
+use llm_warden::authz::llm_request::{Endpoint, PathPattern};
+use llm_warden::authz::request_path::canonical;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(raw) = std::str::from_utf8(data) else { return };

@@ -1,10 +1,10 @@
 //! SSE consumers (tool-call guard, usage meter) fed in two random chunks: never a panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use llm_warden::llm_request::Endpoint;
-use llm_warden::policy::ForbiddenToolCall;
-use llm_warden::tool_calls::{check_json, SseToolGuard};
-use llm_warden::usage::UsageMeter;
+use llm_warden::authz::llm_request::Endpoint;
+use llm_warden::authz::policy::ForbiddenToolCall;
+use llm_warden::inspect::tool_calls::{check_json, SseToolGuard};
+use llm_warden::limits::usage::UsageMeter;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&split, body)) = data.split_first() else { return };

@@ -1,7 +1,7 @@
 //! Token parsing and verification: any header value, never a panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use llm_warden::auth::{Authenticator, Verdict};
+use llm_warden::authn::auth::{Authenticator, Verdict};
 use llm_warden::config::Config;
 use llm_warden::host::memory::MemStore;
 use std::cell::RefCell;

@@ -3,26 +3,28 @@
 //! everything the proxy does for it goes through [`Host`].
 
 use super::host::{Buffer, Flow, HeaderMap, Host, HostError, STATUS_CAS_MISMATCH};
-use crate::audit::{AuditRecord, Decision as AuditDecision, Text, LOG_PREFIX};
-use crate::auth::{Authenticator, Verdict};
-use crate::claims::Identity;
-use crate::classifier::{self, ClassifierError, ClassifierSpec, Resolution, VerdictCache};
+use crate::authn::auth::{Authenticator, Verdict};
+use crate::authn::claims::Identity;
+use crate::authn::identity::{self, identity_headers};
+use crate::authn::jwks::FetchResult;
+use crate::authz::llm_request::{self, BodyError, BodyFacts, Endpoint};
+use crate::authz::policy::{
+    key_value, no_route, parse_source_address, Authorizer, Decision, Mode, RequestView,
+};
+use crate::authz::request_path::{self, CanonicalPath};
 use crate::config::Config;
 use crate::host::{Clock, DispatchError, HttpCaller, SharedStore, StoreWrite};
-use crate::identity::{self, identity_headers};
-use crate::jwks::FetchResult;
-use crate::llm_request::{self, BodyError, BodyFacts, Endpoint};
-use crate::ndjson::NdjsonPipeline;
-use crate::policy::{key_value, no_route, parse_source_address, Authorizer, Decision, Mode, RequestView};
-use crate::ratelimit::{self, Admission, SlotTable};
-use crate::reason::{denial_reply, forbidden_reply, Reason, Reply, RequestProblem};
+use crate::inspect::classifier::{self, ClassifierError, ClassifierSpec, Resolution, VerdictCache};
+use crate::inspect::ndjson::NdjsonPipeline;
+use crate::inspect::response::{self, BodyOutcome, Format, Plan, Withheld};
+use crate::inspect::sse_pipeline::{SsePipeline, StreamInspection, StreamOptions};
+use crate::inspect::tool_calls::{self, JsonVerdict};
+use crate::limits::ratelimit::{self, Admission, SlotTable};
+use crate::limits::usage::{self, UsageMeter};
+use crate::outcome::audit::{AuditRecord, Decision as AuditDecision, Text, LOG_PREFIX};
+use crate::outcome::reason::{denial_reply, forbidden_reply, Reason, Reply, RequestProblem};
+use crate::redact::stream::{Redactor, TextStream};
 use crate::redact::Counts;
-use crate::redact_stream::{Redactor, TextStream};
-use crate::request_path::{self, CanonicalPath};
-use crate::response::{self, BodyOutcome, Format, Plan, Withheld};
-use crate::sse_pipeline::{SsePipeline, StreamInspection, StreamOptions};
-use crate::tool_calls::{self, JsonVerdict};
-use crate::usage::{self, UsageMeter};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -37,8 +39,8 @@ thread_local! {
 /// next callback.
 struct Waiter {
     context_id: u32,
-    spec: crate::credentials::CredentialSpec,
-    key: crate::credentials::CredentialKey,
+    spec: crate::upstream::credentials::CredentialSpec,
+    key: crate::upstream::credentials::CredentialKey,
     deadline_ms: u64,
     outcome: Option<Result<String, ()>>,
 }
@@ -135,7 +137,7 @@ impl Root {
         let remote = auth
             .issuers
             .iter()
-            .any(|i| matches!(i.keys, crate::auth::KeySource::Remote(_)));
+            .any(|i| matches!(i.keys, crate::authn::auth::KeySource::Remote(_)));
         self.plugin = Some(Rc::new(Plugin {
             auth: RefCell::new(auth),
             classifier_caches: RefCell::new(HashMap::new()),
@@ -190,8 +192,8 @@ impl Root {
             };
             let poll = w.spec.poll(&HostStore(self.host), &w.key, now);
             let outcome = match poll {
-                crate::credentials::Poll::Ready(t) => Ok(t),
-                crate::credentials::Poll::Pending if now < w.deadline_ms => {
+                crate::upstream::credentials::Poll::Ready(t) => Ok(t),
+                crate::upstream::credentials::Poll::Pending if now < w.deadline_ms => {
                     drop(w);
                     still.push(waiter);
                     continue;
@@ -210,7 +212,11 @@ impl Root {
                 }
                 Err(()) => {
                     self.host.count("llm_warden.credentials.failed", 1);
-                    send_local(self.host, &crate::credentials::unavailable_reply(), UNAVAILABLE);
+                    send_local(
+                        self.host,
+                        &crate::upstream::credentials::unavailable_reply(),
+                        UNAVAILABLE,
+                    );
                 }
             }
             w.outcome = Some(outcome);
@@ -281,7 +287,7 @@ impl Root {
             return;
         };
         for issuer in &auth.issuers {
-            if let crate::auth::KeySource::Remote(r) = &issuer.keys {
+            if let crate::authn::auth::KeySource::Remote(r) = &issuer.keys {
                 if let Some(age) = r.age(now) {
                     self.host
                         .gauge(&format!("llm_warden.jwks.age_seconds.{}", issuer.name), age);
@@ -425,7 +431,10 @@ pub struct Exchange {
     /// Held for another request's token call.
     waiter: Option<Rc<RefCell<Waiter>>>,
     /// The lease of this request's own token call.
-    credential_lease: Option<(crate::credentials::CredentialKey, crate::credentials::Lease)>,
+    credential_lease: Option<(
+        crate::upstream::credentials::CredentialKey,
+        crate::upstream::credentials::Lease,
+    )>,
     plugin: Option<Rc<Plugin>>,
     audit: Option<AuditRecord>,
     /// A JWKS fetch this request waits for: (call id, issuer index).
@@ -477,7 +486,7 @@ pub struct Exchange {
     /// credential (caught across events) plus the policy's own when it enforces.
     stream_detectors: Option<(crate::redact::Detectors, crate::redact::Replacement)>,
     /// Every rule's verdict at the last decision, kept only when the root explains.
-    rule_traces: Option<Vec<crate::policy::RuleTrace>>,
+    rule_traces: Option<Vec<crate::authz::policy::RuleTrace>>,
 }
 
 /// Removes the upstream credential from response bodies (a backend echoing headers must
@@ -800,7 +809,7 @@ impl Exchange {
         &mut self,
         plugin: &Plugin,
         authz: &Authorizer,
-        policy: &crate::policy::Policy,
+        policy: &crate::authz::policy::Policy,
         identity: &Identity,
         now: u64,
     ) -> Stage<Step> {
@@ -1024,7 +1033,7 @@ impl Exchange {
         }
         // The model the upstream serves is the one checked: path, header and body agree.
         if let Err(problem) =
-            crate::policy::served_model(self.model_outside_body.as_deref(), facts.model.as_deref())
+            crate::authz::policy::served_model(self.model_outside_body.as_deref(), facts.model.as_deref())
         {
             return Err(self.problem_stop(problem));
         }
@@ -1041,7 +1050,7 @@ impl Exchange {
     }
 
     /// The policy the route chose; refused when there is none.
-    fn routed_policy<'p>(&mut self, plugin: &'p Plugin) -> Stage<(usize, &'p crate::policy::Policy)> {
+    fn routed_policy<'p>(&mut self, plugin: &'p Plugin) -> Stage<(usize, &'p crate::authz::policy::Policy)> {
         let routed = self
             .policy
             .and_then(|i| plugin.authz.as_ref()?.policy(i).map(|p| (i, p)));
@@ -1058,7 +1067,7 @@ impl Exchange {
     fn decide(
         &mut self,
         plugin: &Plugin,
-        policy: &crate::policy::Policy,
+        policy: &crate::authz::policy::Policy,
         identity: &Identity,
         now: u64,
         body: Option<&BodyFacts>,
@@ -1110,7 +1119,7 @@ impl Exchange {
     /// The input guard on the prompt: blocks (or, monitoring, records) an injection.
     fn guard_prompt(
         &mut self,
-        spec: &crate::policy::GuardSpec,
+        spec: &crate::authz::policy::GuardSpec,
         obj: &serde_json::Map<String, serde_json::Value>,
         facts: &BodyFacts,
         now: u64,
@@ -1143,7 +1152,7 @@ impl Exchange {
         }
         let reply = crate::guard::blocked_reply(
             &rule,
-            spec.on_block == crate::policy::OnBlock::Refusal,
+            spec.on_block == crate::authz::policy::OnBlock::Refusal,
             self.endpoint,
             facts.model.as_deref(),
             facts.stream,
@@ -1382,11 +1391,11 @@ impl Exchange {
         }
         let now = now_ms(self.host).unwrap_or(0);
         let key = match spec.source {
-            crate::credentials::CredentialSource::TokenExchange => {
+            crate::upstream::credentials::CredentialSource::TokenExchange => {
                 let (Some(t), Some(id)) = (&self.caller_token, &self.identity) else {
                     return self.credential_failed("no caller token to exchange");
                 };
-                spec.key(Some(&crate::credentials::Caller {
+                spec.key(Some(&crate::upstream::credentials::Caller {
                     issuer_name: &id.issuer_name,
                     iss: &id.iss,
                     sub: id.sub.as_deref(),
@@ -1398,18 +1407,19 @@ impl Exchange {
         let Some(key) = key else {
             return self.credential_failed("no caller token to exchange");
         };
-        let caller = (spec.source == crate::credentials::CredentialSource::TokenExchange).then_some(());
+        let caller =
+            (spec.source == crate::upstream::credentials::CredentialSource::TokenExchange).then_some(());
         let lease = match spec.begin(&HostStore(self.host), &key, now) {
-            crate::credentials::Begin::Cached(token) => {
+            crate::upstream::credentials::Begin::Cached(token) => {
                 self.host.count("llm_warden.credentials.cache_hit", 1);
                 self.set_credential(&spec, &token);
                 return CredStep::Ready;
             }
-            crate::credentials::Begin::Backoff { .. } => {
+            crate::upstream::credentials::Begin::Backoff { .. } => {
                 self.host.count("llm_warden.credentials.backoff", 1);
                 return self.credential_failed("token endpoint backing off");
             }
-            crate::credentials::Begin::Wait => {
+            crate::upstream::credentials::Begin::Wait => {
                 self.host.count("llm_warden.credentials.wait", 1);
                 let w = Rc::new(RefCell::new(Waiter {
                     context_id: self.context_id,
@@ -1427,7 +1437,7 @@ impl Exchange {
                 let _ = self.host.set_tick_period_ms(WAIT_TICK_MS);
                 return CredStep::Pending;
             }
-            crate::credentials::Begin::Fetch(lease) => lease,
+            crate::upstream::credentials::Begin::Fetch(lease) => lease,
         };
         self.credential_lease = Some((key, lease));
         let Some(ep) = spec.endpoint.clone() else {
@@ -1457,7 +1467,7 @@ impl Exchange {
             }
             Err(e) => {
                 if let Some((key, lease)) = self.credential_lease.take() {
-                    let failed = Err(crate::credentials::TokenError::Status(None));
+                    let failed = Err(crate::upstream::credentials::TokenError::Status(None));
                     spec.complete(&HostStore(self.host), &key, lease, &failed, now);
                 }
                 self.credential_failed(&format!("cannot reach the token endpoint (host status {})", e.0))
@@ -1481,7 +1491,7 @@ impl Exchange {
         match outcome {
             Ok(token) => {
                 if let Some(a) = &mut self.audit {
-                    a.upstream_sub = crate::credentials::credential_subject(&token);
+                    a.upstream_sub = crate::upstream::credentials::credential_subject(&token);
                 }
                 self.scrub = Some(CredentialScrub {
                     needle: token.as_bytes().to_vec(),
@@ -1501,13 +1511,13 @@ impl Exchange {
         }
     }
 
-    fn set_credential(&mut self, spec: &crate::credentials::CredentialSpec, token: &str) {
+    fn set_credential(&mut self, spec: &crate::upstream::credentials::CredentialSpec, token: &str) {
         let (name, value) = spec.header_value(token);
         let _ = self.host.set_header(HeaderMap::Request, &name, &value);
         // The answer must come back uncompressed, or an echoed credential would pass the scrub.
         let _ = self.host.remove_header(HeaderMap::Request, "accept-encoding");
         if let Some(a) = &mut self.audit {
-            a.upstream_sub = crate::credentials::credential_subject(token);
+            a.upstream_sub = crate::upstream::credentials::credential_subject(token);
         }
         self.scrub = Some(CredentialScrub {
             needle: token.as_bytes().to_vec(),
@@ -1519,7 +1529,7 @@ impl Exchange {
     fn credential_failed(&mut self, why: &str) -> CredStep {
         self.host.count("llm_warden.credentials.failed", 1);
         log::warn!("llm-warden: upstream credential unavailable: {why}");
-        self.refuse(&crate::credentials::unavailable_reply(), UNAVAILABLE);
+        self.refuse(&crate::upstream::credentials::unavailable_reply(), UNAVAILABLE);
         CredStep::Failed
     }
 
@@ -2009,7 +2019,7 @@ fn send_local(h: &'static dyn Host, reply: &Reply, code: &str) {
 }
 
 /// The redaction of a policy of this plugin.
-fn redaction_spec(plugin: &Plugin, policy: usize) -> Option<&crate::policy::RedactionSpec> {
+fn redaction_spec(plugin: &Plugin, policy: usize) -> Option<&crate::authz::policy::RedactionSpec> {
     plugin.authz.as_ref()?.policy(policy)?.redaction.as_ref()
 }
 
@@ -2025,7 +2035,7 @@ fn strip_client_headers(h: &'static dyn Host, prefix: &str, headers: &[(String, 
 
 impl Exchange {
     /// Every rule's verdict at the last decision (only when the root explains).
-    pub fn rule_traces(&self) -> Option<&[crate::policy::RuleTrace]> {
+    pub fn rule_traces(&self) -> Option<&[crate::authz::policy::RuleTrace]> {
         self.rule_traces.as_deref()
     }
 
@@ -2042,7 +2052,8 @@ impl Exchange {
         if self.credential_call == Some(token_id) {
             self.credential_call = None;
             let (status, body) = read_fetch_response(self.host, body_size, 64 * 1024);
-            let parsed = crate::credentials::parse_token_answer(status, body.as_deref().unwrap_or_default());
+            let parsed =
+                crate::upstream::credentials::parse_token_answer(status, body.as_deref().unwrap_or_default());
             let spec = self.plugin.clone().and_then(|p| {
                 self.policy
                     .and_then(|i| p.authz.as_ref()?.policy(i)?.credentials.clone())

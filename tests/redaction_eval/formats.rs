@@ -3,12 +3,12 @@
 //! split into deltas and the body into network chunks; and that output is whole-text
 //! redaction (a clean end emits the last word, whatever it looks like).
 
-use llm_warden::llm_request::Endpoint;
-use llm_warden::ndjson::NdjsonPipeline;
+use llm_warden::authz::llm_request::Endpoint;
+use llm_warden::inspect::ndjson::NdjsonPipeline;
+use llm_warden::inspect::response::{redact_json_response, BodyOutcome, RedactionControl};
+use llm_warden::inspect::sse_pipeline::{SsePipeline, StreamOptions};
+use llm_warden::redact::stream::{Redactor, TextStream};
 use llm_warden::redact::{redact, Counts, Detectors, Replacement};
-use llm_warden::redact_stream::{Redactor, TextStream};
-use llm_warden::response::{redact_json_response, BodyOutcome, RedactionControl};
-use llm_warden::sse_pipeline::{SsePipeline, StreamOptions};
 use serde_json::{json, Value};
 
 fn opts(endpoint: Endpoint) -> StreamOptions {

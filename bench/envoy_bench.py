@@ -330,7 +330,7 @@ def start_and_configure(work: Path, up, cfg):
         times[label] = sorted(runs)[2]
     print(f"\nplugin start + configure (validate mode, median of 5): {(times['with'] - times['without']) * 1000:.0f} ms "
           f"(Envoy alone {times['without'] * 1000:.0f} ms); on_configure alone is logged by the filter as "
-          f"'llm-warden: configured in N us'")
+          f"'llm-warden VERSION: configured in N us'")
 
 
 if __name__ == "__main__":

@@ -263,6 +263,16 @@ impl Config {
     /// Parses, validates and compiles the authorization section once: the filter keeps
     /// the compiled [`crate::authz::policy::Authorizer`] that validation built.
     pub fn compile(bytes: &[u8]) -> Result<(Config, Option<crate::authz::policy::Authorizer>), ConfigError> {
+        // A member named twice has two meanings (parsers keep the first or the last): refused,
+        // with the path of the second.
+        if let Err(e) = crate::authn::jose::parse_unique_object(bytes) {
+            if e.to_string().starts_with("duplicate member") {
+                return Err(err(
+                    path_at(bytes, error_offset(bytes, e.line(), e.column())),
+                    "duplicate member: this name appears twice in its object",
+                ));
+            }
+        }
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let config: Config = serde::Deserialize::deserialize(&mut de).map_err(|e: serde_json::Error| {
             err(

@@ -171,7 +171,8 @@ pub struct CaseResult {
     pub failures: Vec<String>,
 }
 
-/// Reads JSON, or YAML when the text is not JSON.
+/// Reads JSON, or YAML when the text is not JSON. A YAML mapping that names a key twice is
+/// refused (JSON duplicates are refused by the config parser, with their path).
 pub fn parse_document(text: &str) -> Result<Value, String> {
     match serde_json::from_str::<Value>(text) {
         Ok(v) => Ok(v),
@@ -179,7 +180,9 @@ pub fn parse_document(text: &str) -> Result<Value, String> {
             if text.trim_start().starts_with(['{', '[']) {
                 return Err(format!("invalid JSON: {json_err}"));
             }
-            serde_norway::from_str::<Value>(text).map_err(|e| format!("invalid YAML: {e}"))
+            serde_norway::from_str::<crate::authn::jose::UniqueValue>(text)
+                .map(|u| u.0)
+                .map_err(|e| format!("invalid YAML: {e}"))
         }
     }
 }

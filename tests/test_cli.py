@@ -90,3 +90,28 @@ def test_explain_names_the_first_unmet_condition_of_each_rule(tmp_path):
     assert lines[0].startswith("status 403 (not forwarded), decision deny, reason insufficient_scope, policy inference")
     assert '  rule "analysts": does not apply: when.claims.department: the claim does not match' in lines
     assert '  rule "rag-indexer": does not apply: when.issuers: the token\'s issuer is not listed' in lines
+
+
+def test_version_and_help():
+    out = run("--version")
+    assert out.returncode == 0 and out.stdout.startswith("llm-warden "), out.stdout
+    cargo = (ROOT / "Cargo.toml").read_text()
+    version = next(line.split('"')[1] for line in cargo.splitlines() if line.startswith("version = "))
+    assert out.stdout.strip() == f"llm-warden {version}"
+    out = run("--help")
+    assert out.returncode == 0 and "check-config FILE" in out.stdout and "explain CONFIG REQUEST" in out.stdout
+
+
+def test_check_config_reads_yaml_from_stdin_and_refuses_duplicate_members(tmp_path):
+    yaml_config = "issuers:\n  - name: a\n    issuer: https://x\n    audiences: [x]\n    jwks: {remote: {cluster: c, path: /k}}\n"
+    out = subprocess.run([str(CLI), "check-config", "-"], input=yaml_config, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "-: OK", out.stdout + out.stderr
+    dup = tmp_path / "dup.json"
+    dup.write_text('{"issuers": [{"name": "a", "issuer": "https://x", "audiences": ["x"], "audiences": ["y"],'
+                   ' "jwks": {"remote": {"cluster": "c", "path": "/k"}}}]}')
+    out = run("check-config", str(dup))
+    assert out.returncode == 1
+    assert f"{dup}: issuers[0].audiences: duplicate member" in out.stdout, out.stdout
+    out = subprocess.run([str(CLI), "check-config", "-"], input="issuers:\n  - name: a\n    name: b\n",
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and "duplicate member" in out.stdout, out.stdout

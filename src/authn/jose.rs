@@ -183,8 +183,9 @@ fn unique_map<'de, A: MapAccess<'de>>(mut access: A) -> Result<Map<String, Value
     Ok(map)
 }
 
-/// A JSON value whose objects, however deep, have no duplicate member names.
-struct UniqueValue(Value);
+/// A JSON value whose objects, however deep, have no duplicate member names (from any
+/// serde format: the YAML the CLI reads too).
+pub struct UniqueValue(pub Value);
 
 impl<'de> Deserialize<'de> for UniqueValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -12,7 +12,21 @@ use std::path::Path;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: llm-warden check-config FILE | llm-warden schema | llm-warden test FILE... \
-| llm-warden explain CONFIG REQUEST [--now UNIX_S]";
+| llm-warden explain CONFIG REQUEST [--now UNIX_S] | llm-warden --version | llm-warden --help";
+
+const HELP: &str = "llm-warden: the native command line of the llm-warden filter (same config code).
+
+  llm-warden check-config FILE   check a plugin config (JSON or YAML; - reads stdin): every
+                                 error with its field path, in one pass; exit 1 if any
+  llm-warden schema              print the JSON Schema of the plugin config
+  llm-warden test FILE...        run policy test files (JSON or YAML) through the filter's
+                                 pipeline; one line per case; exit 1 on a failure
+  llm-warden explain CONFIG REQUEST [--now UNIX_S]
+                                 how one request is decided: the outcome, then each rule's
+                                 verdict or the first condition it does not meet
+  llm-warden --version           print the version
+
+Exit status: 0 ok, 1 errors or failed cases, 2 usage or unreadable input.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,6 +43,14 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             }
+        }
+        ["--version" | "-V" | "version"] => {
+            println!("llm-warden {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        ["--help" | "-h" | "help"] => {
+            println!("{HELP}");
+            ExitCode::SUCCESS
         }
         ["check-config", file] => check(file),
         ["test", files @ ..] if !files.is_empty() => test(files),
@@ -109,12 +131,43 @@ fn explain(config: &str, request: &str, now: Option<u64>) -> ExitCode {
     }
 }
 
+/// The config as JSON bytes: a file or stdin (`-`), JSON as given or YAML converted.
+/// Why a config could not be read: the input itself, or its syntax (a config error).
+enum ReadError {
+    Unreadable(String),
+    Invalid(String),
+}
+
+fn read_config(file: &str) -> Result<Vec<u8>, ReadError> {
+    let bytes = if file == "-" {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
+            .map_err(|e| ReadError::Unreadable(format!("cannot read stdin: {e}")))?;
+        b
+    } else {
+        std::fs::read(file).map_err(|e| ReadError::Unreadable(format!("cannot read {file}: {e}")))?
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let t = text.trim_start();
+    if t.starts_with('{') || t.starts_with('[') || serde_json::from_slice::<serde_json::Value>(&bytes).is_ok()
+    {
+        return Ok(bytes);
+    }
+    let value = offline::parse_document(&text).map_err(ReadError::Invalid)?;
+    serde_json::to_vec(&value).map_err(|e| ReadError::Invalid(e.to_string()))
+}
+
 fn check(file: &str) -> ExitCode {
-    let bytes = match std::fs::read(file) {
+    let bytes = match read_config(file) {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("llm-warden: cannot read {file}: {e}");
+        Err(ReadError::Unreadable(e)) => {
+            eprintln!("llm-warden: {e}");
             return ExitCode::from(2);
+        }
+        Err(ReadError::Invalid(e)) => {
+            println!("{file}: {e}");
+            println!("1 error");
+            return ExitCode::from(1);
         }
     };
     let errors = all_errors(&bytes);
@@ -137,6 +190,13 @@ fn check(file: &str) -> ExitCode {
 /// removed and the document parsed again, until it passes or an error cannot be isolated.
 fn all_errors(bytes: &[u8]) -> Vec<ConfigError> {
     let mut errors = Vec::new();
+    // The document below is re-serialized from a parsed value, which keeps one copy of a
+    // duplicated member: the duplicate itself is found on the bytes as given.
+    if let Err(e) = Config::parse(bytes) {
+        if e.message.starts_with("duplicate member") {
+            errors.push(e);
+        }
+    }
     let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(bytes) else {
         return Config::parse(bytes).err().into_iter().collect();
     };

@@ -265,7 +265,10 @@ impl Root {
         match self.configure() {
             Ok(()) => {
                 let took_us = self.host.now_nanos().unwrap_or(0).saturating_sub(started) / 1000;
-                log::info!("llm-warden: configured in {took_us} us");
+                log::info!(
+                    "llm-warden {}: configured in {took_us} us",
+                    env!("CARGO_PKG_VERSION")
+                );
                 true
             }
             Err(message) => {

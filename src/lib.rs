@@ -30,6 +30,7 @@ pub mod jose;
 pub mod json_text;
 pub mod jwks;
 pub mod llm_request;
+pub mod mcp;
 pub mod ndjson;
 #[cfg(any(test, feature = "cli"))]
 pub mod offline;

@@ -15,6 +15,8 @@
 //! - A batch (which 2026-07-28 does not allow at all: refused there): a present header must
 //!   match every message in the batch; a response entry (no method) matches no
 //!   `Mcp-Method`. So one header can never stand for a batch mixing methods or names.
+//! - `MCP-Protocol-Version`, when the body also carries
+//!   `params._meta["io.modelcontextprotocol/protocolVersion"]` (2026-07-28), must equal it.
 //!
 //! A mismatch is 400 with JSON-RPC error -32020 (`HeaderMismatch`), keeping the id of a
 //! single message; the message never echoes header or body values.
@@ -27,8 +29,23 @@ use serde_json::Value;
 /// The MCP request headers, as received (None: absent).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct McpHeaders<'a> {
+    /// `Mcp-Method`.
     pub method: Option<&'a str>,
+    /// `Mcp-Name`.
     pub name: Option<&'a str>,
+    /// `MCP-Protocol-Version`: decides the revision, and must equal the body's
+    /// `params._meta["io.modelcontextprotocol/protocolVersion"]` when both are present.
+    pub protocol_version: Option<&'a str>,
+}
+
+/// Longest `Mcp-Session-Id` accepted (the specification sets no bound; ours keeps audit
+/// records and shared-data keys small).
+pub const MAX_SESSION_ID: usize = 512;
+
+/// Whether an `Mcp-Session-Id` value is well-formed (2025-11-25 `basic/transports`: visible
+/// ASCII 0x21..=0x7E only), so it can be logged and keyed on as is.
+pub fn is_valid_session_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_SESSION_ID && id.bytes().all(|b| (0x21..=0x7E).contains(&b))
 }
 
 /// RFC 9110 field-value characters (visible ASCII, space, tab).
@@ -74,6 +91,7 @@ fn check_message(
     m: &Message,
     method: Option<&str>,
     name: Option<&str>,
+    protocol_version: Option<&str>,
     revision: Revision,
 ) -> Result<(), &'static str> {
     let call = match m {
@@ -95,11 +113,20 @@ fn check_message(
         (None, Some(c)) if required && name_required(c.method) => return Err("Mcp-Name is required"),
         (None, _) => {}
     }
+    let body_version = call
+        .and_then(|c| c.params.get("_meta"))
+        .and_then(|meta| meta.get("io.modelcontextprotocol/protocolVersion"));
+    if let (Some(h), Some(b)) = (protocol_version, body_version) {
+        if b.as_str() != Some(h.trim()) {
+            return Err("MCP-Protocol-Version does not match the request body");
+        }
+    }
     Ok(())
 }
 
 /// Checks the headers against a parsed body: None when they agree, else the 400 to send.
-pub fn check(body: &Body, headers: McpHeaders, revision: Revision) -> Option<Refusal> {
+pub fn check(body: &Body, headers: McpHeaders) -> Option<Refusal> {
+    let revision = Revision::from_header(headers.protocol_version);
     let refuse = |why: &str, id: &Value| {
         Some(Refusal::single(
             &RpcError::header_mismatch(why),
@@ -123,9 +150,15 @@ pub fn check(body: &Body, headers: McpHeaders, revision: Revision) -> Option<Ref
                 Message::Request { id, .. } | Message::Invalid { id, .. } => id.clone(),
                 _ => Value::Null,
             };
-            check_message(m, headers.method, name.as_deref(), revision)
-                .err()
-                .and_then(|why| refuse(why, &id))
+            check_message(
+                m,
+                headers.method,
+                name.as_deref(),
+                headers.protocol_version,
+                revision,
+            )
+            .err()
+            .and_then(|why| refuse(why, &id))
         }
         Body::Batch(_) if revision == Revision::From2026_07_28 => Some(Refusal::single(
             &RpcError::invalid_request("batches are not part of this protocol revision"),
@@ -135,7 +168,16 @@ pub fn check(body: &Body, headers: McpHeaders, revision: Revision) -> Option<Ref
         )),
         Body::Batch(ms) => ms
             .iter()
-            .find_map(|m| check_message(m, headers.method, name.as_deref(), revision).err())
+            .find_map(|m| {
+                check_message(
+                    m,
+                    headers.method,
+                    name.as_deref(),
+                    headers.protocol_version,
+                    revision,
+                )
+                .err()
+            })
             .and_then(|why| refuse(why, &Value::Null)),
     }
 }
@@ -151,11 +193,16 @@ mod tests {
     const NEW: Revision = Revision::From2026_07_28;
 
     fn run(body: &str, method: Option<&str>, name: Option<&str>, revision: Revision) -> Option<Refusal> {
-        check(
-            &parse_body(body.as_bytes()).unwrap(),
-            McpHeaders { method, name },
-            revision,
-        )
+        let protocol_version = match revision {
+            Revision::UpTo2025_11_25 => None,
+            Revision::From2026_07_28 => Some("2026-07-28"),
+        };
+        let headers = McpHeaders {
+            method,
+            name,
+            protocol_version,
+        };
+        check(&parse_body(body.as_bytes()).unwrap(), headers)
     }
 
     fn body_of(r: &Refusal) -> Value {
@@ -285,5 +332,52 @@ mod tests {
         let resp = r#"{"jsonrpc":"2.0","id":"s","result":{}}"#;
         assert!(run(resp, Some("tools/call"), None, OLD).is_some());
         assert_eq!(run(resp, None, None, NEW), None);
+    }
+
+    #[test]
+    fn protocol_version_header_against_the_body() {
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+        let headers = |v: &'static str| McpHeaders {
+            method: Some("tools/list"),
+            name: None,
+            protocol_version: Some(v),
+        };
+        let parsed = parse_body(body.as_bytes()).unwrap();
+        assert_eq!(check(&parsed, headers("2026-07-28")), None);
+        let r = check(&parsed, headers("2027-01-01")).unwrap();
+        assert_eq!(
+            (r.status, body_of(&r)["error"]["code"].as_i64()),
+            (400, Some(code::HEADER_MISMATCH))
+        );
+        // Older clients send no _meta version: nothing to compare.
+        assert_eq!(
+            run(
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+                Some("tools/list"),
+                None,
+                NEW
+            ),
+            None
+        );
+        // A non-string body version never matches.
+        let odd = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":20260728}}}"#;
+        assert!(check(&parse_body(odd.as_bytes()).unwrap(), headers("2026-07-28")).is_some());
+    }
+
+    #[test]
+    fn session_ids() {
+        assert!(is_valid_session_id("c1a48a90797c48f8b4ae35c399b9df3f"));
+        assert!(is_valid_session_id("!~"));
+        for bad in [
+            "",
+            "a b",
+            "a\r\nb",
+            "é",
+            "a\u{0}",
+            &"x".repeat(MAX_SESSION_ID + 1),
+        ] {
+            assert!(!is_valid_session_id(bad), "{bad:?}");
+        }
+        assert!(is_valid_session_id(&"x".repeat(MAX_SESSION_ID)));
     }
 }

@@ -136,19 +136,18 @@ fn filter_list(result: &mut Map<String, Value>, kind: ListKind, keep: &mut Keep)
 }
 
 fn filter_message(message: &mut Map<String, Value>, pending: &PendingLists, keep: &mut Keep) -> Outcome {
-    if message.contains_key("method") {
-        return Outcome::NotAList;
-    }
     let Some(kind) = message.get("id").and_then(|id| pending.kind_for(id)) else {
         return Outcome::NotAList;
     };
-    let is_error = message.contains_key("error");
+    // A server request may reuse our id (ids are per sender); it has a method and no
+    // result. Anything with a result under our id is filtered, method or not.
+    let not_an_answer = message.contains_key("error") || message.contains_key("method");
     match message.get_mut("result") {
         Some(Value::Object(result)) => {
             filter_list(result, kind, keep);
             Outcome::Filtered
         }
-        None if is_error => Outcome::NotAList,
+        None if not_an_answer => Outcome::NotAList,
         _ => Outcome::Unfilterable,
     }
 }
@@ -384,6 +383,19 @@ mod tests {
             &p,
         );
         assert_eq!(v["result"]["tools"], json!([]));
+    }
+
+    #[test]
+    fn server_requests_reusing_our_id_pass_but_results_are_always_filtered() {
+        let p = tools_pending();
+        let request =
+            json!({"jsonrpc":"2.0","id":1,"method":"sampling/createMessage","params":{"messages":[]}});
+        assert_eq!(
+            filter_json(request.to_string().as_bytes(), &p, &mut keep_ok),
+            Filtered::Unchanged
+        );
+        let both = json!({"jsonrpc":"2.0","id":1,"method":"x","result":{"tools":[{"name":"secret"}]}});
+        assert_eq!(filtered(both, &p)["result"]["tools"], json!([]));
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod authn;
 pub mod authz;
 pub mod inspect;
 pub mod limits;
+pub mod mcp;
 pub mod outcome;
 pub mod pipeline;
 pub mod redact;

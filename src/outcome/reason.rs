@@ -343,6 +343,147 @@ impl RequestProblem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The README's table of authentication failures, row by row.
+    #[test]
+    fn authentication_failures_match_the_readme_table() {
+        let table = [
+            (
+                Reason::MissingToken,
+                401,
+                "missing_token",
+                "Missing bearer token.",
+                None,
+            ),
+            (
+                Reason::Expired,
+                401,
+                "token_expired",
+                "The access token has expired.",
+                Some("invalid_token"),
+            ),
+            (
+                Reason::NotYetValid,
+                401,
+                "invalid_token",
+                "The access token is not valid yet.",
+                Some("invalid_token"),
+            ),
+            (
+                Reason::IssuedInFuture,
+                401,
+                "invalid_token",
+                "The access token is not valid yet.",
+                Some("invalid_token"),
+            ),
+            (
+                Reason::AudienceMismatch,
+                401,
+                "invalid_token",
+                "The access token was not issued for this service.",
+                Some("invalid_token"),
+            ),
+            (
+                Reason::LifetimeTooLong,
+                401,
+                "invalid_token",
+                "The access token's lifetime exceeds",
+                Some("invalid_token"),
+            ),
+            (
+                Reason::Revoked,
+                401,
+                "token_revoked",
+                "The access token has been revoked.",
+                Some("invalid_token"),
+            ),
+            (
+                Reason::MalformedToken,
+                401,
+                "invalid_token",
+                "The access token is malformed.",
+                Some("invalid_request"),
+            ),
+            (
+                Reason::TokenTooLarge,
+                401,
+                "invalid_token",
+                "The access token is malformed.",
+                Some("invalid_request"),
+            ),
+            (
+                Reason::BadSignature,
+                401,
+                "invalid_token",
+                "The access token is invalid.",
+                Some("invalid_token"),
+            ),
+            (
+                Reason::UnknownKey,
+                401,
+                "invalid_token",
+                "The access token is invalid.",
+                Some("invalid_token"),
+            ),
+            (
+                Reason::UnknownIssuer,
+                401,
+                "invalid_token",
+                "The access token is invalid.",
+                Some("invalid_token"),
+            ),
+            (
+                Reason::AlgNotAllowed,
+                401,
+                "invalid_token",
+                "The access token is invalid.",
+                Some("invalid_token"),
+            ),
+            (
+                Reason::JwksUnavailable,
+                503,
+                "auth_unavailable",
+                "Authentication is temporarily unavailable.",
+                None,
+            ),
+        ];
+        for (reason, status, code, message, attribute) in table {
+            let r = denial_reply(reason, "llm-warden");
+            let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            assert_eq!(r.status, status, "{reason:?}");
+            assert_eq!(body["error"]["code"], code, "{reason:?}");
+            assert!(
+                body["error"]["message"].as_str().unwrap().starts_with(message),
+                "{reason:?}"
+            );
+            let challenge = r
+                .headers
+                .iter()
+                .find(|(k, _)| k == "www-authenticate")
+                .map(|(_, v)| v.as_str());
+            match (reason, attribute) {
+                (Reason::JwksUnavailable, _) => {
+                    assert_eq!(challenge, None);
+                    assert!(r.headers.iter().any(|(k, v)| k == "retry-after" && v == "5"));
+                }
+                (_, None) => assert_eq!(challenge, Some("Bearer realm=\"llm-warden\"")),
+                (_, Some(a)) => {
+                    let c = challenge.unwrap();
+                    assert!(
+                        c.starts_with(&format!(
+                            "Bearer realm=\"llm-warden\", error=\"{a}\", error_description=\""
+                        )),
+                        "{c}"
+                    );
+                    assert!(
+                        !c.contains("bad_signature") && !c.contains("unknown_key"),
+                        "no internal reason: {c}"
+                    );
+                }
+            }
+        }
+    }
+
     use serde_json::Value;
 
     fn header<'a>(r: &'a Reply, name: &str) -> Option<&'a str> {

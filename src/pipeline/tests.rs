@@ -456,3 +456,156 @@ fn a_streamed_call_of_an_ungranted_tool_never_reaches_the_client() {
         "{client}"
     );
 }
+
+#[test]
+fn request_problems_are_refused_before_anything_is_forwarded() {
+    let mut p = Proxy::new(plugin(json!({"inline": ed_jwks()}), chat_policy(Value::Null)));
+    // (path, extra header, body, status, error code)
+    let cases: [(&str, Option<(&str, &str)>, &[u8], u32, &str); 5] = [
+        (
+            "/v1/chat/completions",
+            None,
+            br#"{"model":"gpt-4o-mini","model":"gpt-4o","messages":[]}"#,
+            400,
+            "duplicate_member",
+        ),
+        ("/v1/chat/completions", None, b"not json", 400, "invalid_json"),
+        (
+            "/v1/chat/completions",
+            Some(("content-encoding", "gzip")),
+            b"\x1f\x8b",
+            415,
+            "unsupported_content_encoding",
+        ),
+        (
+            "/v1/chat/completions",
+            Some(("content-length", "99999999")),
+            b"{}",
+            413,
+            "request_too_large",
+        ),
+        ("/v1/chat%2Fcompletions", None, b"{}", 400, "ambiguous_path"),
+    ];
+    for (path, header, body, status, code) in cases {
+        let mut c = p.start("POST", path, Some(&alice()));
+        if let Some((k, v)) = header {
+            p.host
+                .with_stream(|s| s.request_headers.push((k.into(), v.into())));
+        }
+        let flow = p.headers(&mut c, false);
+        let flow = if p.reply(&c).is_none() {
+            p.body(&mut c, body, true)
+        } else {
+            flow
+        };
+        assert_eq!(flow, Flow::Pause, "{path} {header:?}");
+        let (got, reply) = p.reply(&c).unwrap_or((0, Value::Null));
+        assert_eq!(got, status, "{path} {header:?}: {reply}");
+        assert_eq!(reply["error"]["code"], code, "{path} {header:?}: {reply}");
+        assert_eq!(p.host.stream(c.context).resumed, 0);
+    }
+}
+
+#[test]
+fn response_trailers_end_a_held_json_body_and_it_is_inspected_first() {
+    let mut cfg = chat_policy(Value::Null);
+    cfg["policies"]["p"]["redaction"] = json!({});
+    let mut p = Proxy::new(plugin(json!({"inline": ed_jwks()}), cfg));
+    let mut c = p.start("POST", "/v1/chat/completions", Some(&alice()));
+    p.headers(&mut c, false);
+    p.body(&mut c, &chat_body("gpt-4o-mini"), true);
+    p.host.context.set(c.context);
+    p.host.with_stream(|s| {
+        s.response_headers = vec![
+            (":status".into(), "200".into()),
+            ("content-type".into(), "application/json".into()),
+        ];
+    });
+    p.on(&mut c, |x| x.on_response_headers(false));
+    let answer = json!({"choices": [{"index": 0, "message": {"role": "assistant",
+        "content": "key AKIAIOSFODNN7EXAMPLE"}}]})
+    .to_string();
+    p.host
+        .with_stream(|s| s.response_body = answer.clone().into_bytes());
+    // The last data frame said "more to come"; the trailers end the body.
+    assert_eq!(
+        p.on(&mut c, |x| x.on_response_body(answer.len(), false)),
+        Flow::Pause
+    );
+    p.host.with_stream(|s| {
+        s.response_trailers = vec![("x-upstream-note".into(), "AKIAIOSFODNN7EXAMPLE".into())]
+    });
+    assert_eq!(p.on(&mut c, Exchange::on_response_trailers), Flow::Continue);
+    let s = p.host.stream(c.context);
+    let body = String::from_utf8(s.response_body).unwrap();
+    assert!(
+        !body.contains("AKIAIOSFODNN7EXAMPLE") && body.contains("[REDACTED"),
+        "{body}"
+    );
+    assert!(
+        s.response_trailers
+            .iter()
+            .all(|(_, v)| !v.contains("AKIAIOSFODNN7EXAMPLE")),
+        "{:?}",
+        s.response_trailers
+    );
+}
+
+#[test]
+fn a_secret_split_across_sse_chunks_is_redacted() {
+    let mut cfg = chat_policy(Value::Null);
+    cfg["policies"]["p"]["redaction"] = json!({});
+    let mut p = Proxy::new(plugin(json!({"inline": ed_jwks()}), cfg));
+    let mut c = p.start("POST", "/v1/chat/completions", Some(&alice()));
+    p.headers(&mut c, false);
+    let body =
+        json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    p.body(&mut c, body.to_string().as_bytes(), true);
+    p.host.context.set(c.context);
+    p.host.with_stream(|s| {
+        s.response_headers = vec![
+            (":status".into(), "200".into()),
+            ("content-type".into(), "text/event-stream".into()),
+        ];
+    });
+    p.on(&mut c, |x| x.on_response_headers(false));
+    let delta = |t: &str| {
+        format!(
+            "data: {}\n\n",
+            json!({"choices": [{"index": 0, "delta": {"content": t}}]})
+        )
+    };
+    let stream = format!(
+        "{}{}data: [DONE]\n\n",
+        delta("the key is AKIAIOSF"),
+        delta("ODNN7EXAMPLE ok")
+    );
+    let mut client = Vec::new();
+    let bytes = stream.as_bytes();
+    let cuts = [0, 7, 40, bytes.len() / 2, bytes.len() - 3, bytes.len()];
+    for w in cuts.windows(2) {
+        let chunk = &bytes[w[0]..w[1]];
+        p.host.with_stream(|s| s.response_body = chunk.to_vec());
+        p.on(&mut c, |x| x.on_response_body(chunk.len(), w[1] == bytes.len()));
+        client.extend(p.host.stream(c.context).response_body);
+    }
+    let client = String::from_utf8(client).unwrap();
+    let joined: String = client
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| {
+            v.pointer("/choices/0/delta/content")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .collect();
+    assert!(
+        !joined.contains("AKIAIOSFODNN7EXAMPLE") && !joined.contains("ODNN7EXAMPLE"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("[REDACTED") && joined.ends_with(" ok"),
+        "{joined}"
+    );
+}

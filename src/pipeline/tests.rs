@@ -461,7 +461,8 @@ fn a_streamed_call_of_an_ungranted_tool_never_reaches_the_client() {
 fn request_problems_are_refused_before_anything_is_forwarded() {
     let mut p = Proxy::new(plugin(json!({"inline": ed_jwks()}), chat_policy(Value::Null)));
     // (path, extra header, body, status, error code)
-    let cases: [(&str, Option<(&str, &str)>, &[u8], u32, &str); 5] = [
+    type Case<'a> = (&'a str, Option<(&'a str, &'a str)>, &'a [u8], u32, &'a str);
+    let cases: [Case; 5] = [
         (
             "/v1/chat/completions",
             None,

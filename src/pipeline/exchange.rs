@@ -490,6 +490,8 @@ pub struct Exchange {
     stream_detectors: Option<(crate::redact::Detectors, crate::redact::Replacement)>,
     /// Every rule's verdict at the last decision, kept only when the root explains.
     rule_traces: Option<Vec<crate::authz::policy::RuleTrace>>,
+    /// The audit record's JSON as last written to filter state; None once it changed.
+    audit_json: Option<String>,
 }
 
 /// Removes the upstream credential from response bodies (a backend echoing headers must
@@ -613,6 +615,7 @@ impl Exchange {
             forced_usage: false,
             stream_detectors: None,
             rule_traces: None,
+            audit_json: None,
         }
     }
 
@@ -790,6 +793,7 @@ impl Exchange {
             Ok(model) => model,
             Err(problem) => return Err(self.problem_stop(problem)),
         };
+        self.audit_json = None;
         if let Some(a) = &mut self.audit {
             a.route = route.clone();
             a.action = Some(self.endpoint.action());
@@ -877,6 +881,7 @@ impl Exchange {
             &self.token_estimate,
             enforce,
         );
+        self.audit_json = None;
         if let Some(a) = &mut self.audit {
             a.remaining_requests = admission.requests.map(|s| s.remaining);
             a.remaining_tokens = admission.tokens.map(|s| s.remaining);
@@ -903,6 +908,7 @@ impl Exchange {
         self.admission = Some(admission);
         match reply {
             Some(reply) => {
+                self.audit_json = None;
                 if let Some(a) = &mut self.audit {
                     a.status = 429;
                 }
@@ -915,6 +921,7 @@ impl Exchange {
 
     /// Acts on a policy decision; records it in the audit record.
     fn apply(&mut self, decision: Decision, realm: &str) -> Step {
+        self.audit_json = None;
         if let Some(a) = &mut self.audit {
             a.policy = decision.policy.clone();
             a.rule = decision.rule.clone();
@@ -922,6 +929,7 @@ impl Exchange {
         let step = match &decision.denial {
             None => Step::Forward,
             Some(d) if decision.mode == Mode::Monitor => {
+                self.audit_json = None;
                 if let Some(a) = &mut self.audit {
                     a.decision = AuditDecision::WouldDeny;
                     a.reason = d.code();
@@ -949,6 +957,7 @@ impl Exchange {
 
     /// Records a refusal in the audit record and sends its reply.
     fn refuse(&mut self, reply: &Reply, reason: &'static str) {
+        self.audit_json = None;
         if let Some(a) = &mut self.audit {
             a.decision = AuditDecision::Deny;
             a.reason = reason;
@@ -1045,6 +1054,7 @@ impl Exchange {
 
     fn note_body_facts(&mut self, facts: &BodyFacts) {
         self.declared_tools = !facts.all_tools().is_empty() || facts.tool_choice.is_some();
+        self.audit_json = None;
         if let Some(a) = &mut self.audit {
             let model = facts.model.as_deref().or(self.model_outside_body.as_deref());
             a.set_text(Text::Model, model);
@@ -1139,6 +1149,7 @@ impl Exchange {
             ),
             1,
         );
+        self.audit_json = None;
         if let Some(a) = &mut self.audit {
             a.guard_rule = Some(rule.clone());
             if a.decision == AuditDecision::Allow {
@@ -1161,6 +1172,7 @@ impl Exchange {
             facts.stream,
             now,
         );
+        self.audit_json = None;
         if let Some(a) = &mut self.audit {
             a.status = reply.status;
         }
@@ -1257,6 +1269,7 @@ impl Exchange {
                 .count(&format!("llm_warden.classifier.error.{}", e.kind()), 1);
             log::warn!("llm-warden: {e} ({})", resolution.outcome());
         }
+        self.audit_json = None;
         if let Some(a) = &mut self.audit {
             if let Some(rule) = resolution.rule() {
                 a.guard_rule = Some(rule.to_string());
@@ -1283,6 +1296,7 @@ impl Exchange {
                     held.facts.stream,
                     now,
                 );
+                self.audit_json = None;
                 if let Some(a) = &mut self.audit {
                     a.status = reply.status;
                 }
@@ -1383,6 +1397,7 @@ impl Exchange {
         else {
             return CredStep::Ready;
         };
+        self.audit_json = None;
         if let Some(a) = &mut self.audit {
             a.credential_source = Some(spec.source.name());
         }
@@ -1493,6 +1508,7 @@ impl Exchange {
         self.waiter = None;
         match outcome {
             Ok(token) => {
+                self.audit_json = None;
                 if let Some(a) = &mut self.audit {
                     a.upstream_sub = crate::upstream::credentials::credential_subject(&token);
                 }
@@ -1504,6 +1520,7 @@ impl Exchange {
                 self.phase = Phase::Forwarded;
             }
             Err(()) => {
+                self.audit_json = None;
                 if let Some(a) = &mut self.audit {
                     a.decision = AuditDecision::Deny;
                     a.reason = UNAVAILABLE;
@@ -1519,6 +1536,7 @@ impl Exchange {
         let _ = self.host.set_header(HeaderMap::Request, &name, &value);
         // The answer must come back uncompressed, or an echoed credential would pass the scrub.
         let _ = self.host.remove_header(HeaderMap::Request, "accept-encoding");
+        self.audit_json = None;
         if let Some(a) = &mut self.audit {
             a.upstream_sub = crate::upstream::credentials::credential_subject(token);
         }
@@ -1559,13 +1577,21 @@ impl Exchange {
             )
             .with_client_request_id(self.request_header("x-request-id").as_deref());
         self.audit = Some(record);
+        self.audit_json = None;
     }
 
-    fn publish_audit(&self) {
+    /// Writes the audit record to filter state (access logs read it there), unless the
+    /// record is unchanged since it was last written: the JSON is built once per change.
+    fn publish_audit(&mut self) {
+        if self.audit_json.is_some() {
+            return;
+        }
         if let (Some(record), Some(plugin)) = (&self.audit, &self.plugin) {
+            let json = record.to_json();
             let _ = self
                 .host
-                .set_property(&[plugin.settings.audit_key.as_str()], record.to_json().as_bytes());
+                .set_property(&[plugin.settings.audit_key.as_str()], json.as_bytes());
+            self.audit_json = Some(json);
         }
     }
 
@@ -1590,6 +1616,7 @@ impl Exchange {
                     self.host.count("llm_warden.tokens_reserved", reserved);
                     self.host.count("llm_warden.tokens_charged", st.tokens_charged);
                 }
+                self.audit_json = None;
                 if let Some(rec) = &mut self.audit {
                     rec.tokens_reserved = st.tokens_reserved;
                     rec.tokens_charged = Some(st.tokens_charged);
@@ -1605,6 +1632,7 @@ impl Exchange {
         if let Some(n) = used {
             self.host.count("llm_warden.tokens_used", n);
             let _ = self.host.set_property(&[USAGE_KEY], n.to_string().as_bytes());
+            self.audit_json = None;
             if let Some(a) = &mut self.audit {
                 a.tokens_used = Some(n);
             }
@@ -1639,6 +1667,7 @@ impl Exchange {
                 *n,
             );
         }
+        self.audit_json = None;
         if let Some(a) = &mut self.audit {
             a.set_redactions(std::mem::take(&mut self.redactions));
         }
@@ -1658,6 +1687,7 @@ impl Exchange {
 
     fn tool_blocked(&mut self, tool: &str, status: Option<u16>) {
         let monitor = self.decision.as_ref().is_some_and(|d| d.mode == Mode::Monitor);
+        self.audit_json = None;
         if let Some(a) = &mut self.audit {
             a.set_text(Text::BlockedTool, Some(tool));
             a.decision = if monitor {
@@ -1829,6 +1859,7 @@ impl Exchange {
     fn mark_withheld(&mut self, w: Withheld, status: Option<u16>) {
         self.host
             .count(&format!("llm_warden.responses.withheld.{}", w.reason()), 1);
+        self.audit_json = None;
         if let Some(a) = &mut self.audit {
             a.withheld = Some(w.reason());
             if let Some(s) = status {
@@ -2170,6 +2201,7 @@ impl Exchange {
             let _ = self.host.remove_header(HeaderMap::Response, "content-length");
         }
         let status = header(":status").and_then(|s| s.parse::<u16>().ok());
+        self.audit_json = None;
         if let (Some(record), Some(code)) = (&mut self.audit, status) {
             if record.decision != AuditDecision::Deny {
                 record.status = code;
@@ -2347,6 +2379,7 @@ impl Exchange {
             let identity = self.identity.clone();
             self.record(now_ms(self.host).unwrap_or(0), Reason::Ok, 0, identity.as_deref());
         }
+        self.audit_json = None;
         if let Some(a) = &mut self.audit {
             a.decision = AuditDecision::Abandoned;
             a.reason = "client_gone";
@@ -2378,7 +2411,10 @@ impl Exchange {
                 1,
             );
             if plugin.settings.audit_log {
-                log::info!("{LOG_PREFIX}{}", record.to_json());
+                match &self.audit_json {
+                    Some(json) => log::info!("{LOG_PREFIX}{json}"),
+                    None => log::info!("{LOG_PREFIX}{}", record.to_json()),
+                }
             }
         }
     }

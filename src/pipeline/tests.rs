@@ -610,3 +610,24 @@ fn a_secret_split_across_sse_chunks_is_redacted() {
         "{joined}"
     );
 }
+
+#[test]
+fn keys_are_fetched_once_and_a_repeat_token_is_not_refetched() {
+    let jwks = json!({"remote": {"cluster": "idp", "path": "/jwks"}});
+    let mut p = Proxy::new(plugin(jwks, Value::Null));
+    let token = alice();
+    let mut c = p.start("GET", "/v1/models", Some(&token));
+    assert_eq!(p.headers(&mut c, true), Flow::Pause);
+    let id = p.host.calls.borrow()[0].id;
+    let doc = ed_jwks().to_string().into_bytes();
+    *p.host.call_answer.borrow_mut() = (vec![(":status".into(), "200".into())], doc.clone());
+    p.on(&mut c, |x| x.on_call_response(id, doc.len()));
+    assert_eq!(p.host.stream(c.context).resumed, 1);
+    for _ in 0..5 {
+        let mut c = p.start("GET", "/v1/models", Some(&token));
+        assert_eq!(p.headers(&mut c, true), Flow::Continue);
+    }
+    assert_eq!(p.host.calls.borrow().len(), 1, "one JWKS fetch in all");
+    let meta: Vec<String> = p.host.shared.borrow().keys().cloned().collect();
+    assert!(meta.iter().any(|k| k.ends_with("/meta")), "{meta:?}");
+}

@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 WASM  := target/wasm32-wasip1/release/llm_warden.wasm
 export RUSTUP_TOOLCHAIN := 1.95.0
 
-.PHONY: run test toolchain venv wasm lint unit policy-tests validate integration system-deps bench bench-auth bench-guard bench-instructions bench-deps wasm-size cli schema fuzz-smoke soak soak-smoke clean
+.PHONY: run test toolchain venv wasm lint unit policy-tests validate integration system-deps bench bench-auth bench-guard bench-instructions floor-wasm bench-deps wasm-size cli schema fuzz-smoke soak soak-smoke clean
 
 ## make run: build, install Envoy locally, start the demo on 127.0.0.1:10000.
 run: wasm venv
@@ -109,7 +109,7 @@ bench-guard: toolchain
 	cargo bench --bench guard
 
 ## make bench: every benchmark (prints figures; asserts nothing).
-bench: bench-auth wasm venv bench-deps
+bench: bench-auth wasm floor-wasm venv bench-deps
 	cargo bench --bench ratelimit
 	cargo bench --bench redact
 	cargo bench --bench guard
@@ -118,10 +118,24 @@ bench: bench-auth wasm venv bench-deps
 	$(PY) bench/instructions.py
 	@$(MAKE) --no-print-directory wasm-size
 
-## Instructions per call of set-ups 1, 2, 2b (jwt_authn's cache on) and 3 under callgrind:
-## a figure this noisy VM does not shift (about 4 minutes).
-bench-instructions: wasm venv bench-deps
+## Instructions per call under callgrind (a figure this noisy VM does not shift): passthrough,
+## native jwt_authn with and without its cache, the floor filter and llm-warden (auth + scope +
+## limit, + stream redaction, + tool-call inspection), each over the floor (about 20 minutes).
+## Needs valgrind only (not oha), installed from Debian when missing.
+bench-instructions: wasm floor-wasm venv
+	@command -v valgrind >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends valgrind; }
 	$(PY) bench/instructions.py
+
+# The floor of bench-instructions (bench/floor-filter, its own workspace: `make test`, fmt and
+# clippy of the main crate never build it). Its target dir is under target/ (`make clean`).
+FLOOR_WASM := target/floor-filter/wasm32-wasip1/release/floor_filter.wasm
+floor-wasm: toolchain
+	cargo build --release --locked --target wasm32-wasip1 \
+	  --manifest-path bench/floor-filter/Cargo.toml --target-dir target/floor-filter
+	@ls -l $(FLOOR_WASM) | awk '{print "built " $$NF " (" $$5 " bytes)"}'
 
 # wrk (load), binaryen (wasm-opt) and valgrind (instruction counts) from Debian, installed
 # when missing; oha (constant-

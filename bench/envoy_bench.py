@@ -108,11 +108,41 @@ def oha(url: str, token: str, body: bytes, rate: int) -> dict:
     return {"p99_ms": d["latencyPercentiles"]["p99"] * 1000, "p50_ms": d["latencyPercentiles"]["p50"] * 1000}
 
 
+def _tool_call_response(tool: str) -> str:
+    return json.dumps({"id": "chatcmpl-t", "object": "chat.completion", "created": 0, "model": "mock-gpt",
+                       "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": [
+                           {"id": "call_1", "type": "function",
+                            "function": {"name": tool, "arguments": json.dumps({"city": "Paris"})}}]},
+                                    "finish_reason": "tool_calls"}],
+                       "usage": {"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52}})
+
+
+# Answered when the request carries `x-tools: allowed` / `x-tools: forbidden` (bench/instructions.py):
+# a call of the tool the request declared, or of one it did not (which llm-warden must block).
+TOOL_CALL_JSON = _tool_call_response("get_weather")
+FORBIDDEN_TOOL_CALL_JSON = _tool_call_response("delete_everything")
+
+
+def _json_route(header: tuple[str, str] | None, body: str, extra_headers: dict | None = None) -> dict:
+    match = {"prefix": "/"}
+    if header:
+        match["headers"] = [{"name": header[0], "string_match": {"exact": header[1]}}]
+    headers = {"content-type": "application/json", **(extra_headers or {})}
+    return {"match": match, "direct_response": {"status": 200, "body": {"inline_string": body}},
+            "response_headers_to_add": [{"header": {"key": k, "value": v}} for k, v in headers.items()]}
+
+
 def fast_upstream(work: Path):
-    """An Envoy answering with direct_response: the upstream is never the bottleneck."""
+    """An Envoy answering with direct_response: the upstream is never the bottleneck. The
+    routes other than the default answer only requests carrying a bench-specific header."""
     d = work / "upstream"
     d.mkdir()
     port = envoy_run.free_port()
+    # `x-echo: 1` (a check, never a measured call): the request headers a filter set or removed,
+    # echoed back as response headers.
+    echo = _json_route(("x-echo", "1"), CHAT_JSON, {
+        "x-seen-subject": "%REQ(x-auth-subject)%", "x-seen-authorization": "%REQ(authorization)%",
+        "x-seen-calls": "%REQ(x-auth-calls)%"})
     cfg = {"admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": envoy_run.free_port()}}},
            "static_resources": {"listeners": [{"name": "up", "address": {"socket_address": {
                "address": "127.0.0.1", "port_value": port}}, "filter_chains": [{"filters": [{
@@ -122,6 +152,9 @@ def fast_upstream(work: Path):
                            {"match": {"prefix": "/", "headers": [{"name": "x-stream", "present_match": True}]},
                             "direct_response": {"status": 200, "body": {"inline_string": SSE_BODY}},
                             "response_headers_to_add": [{"header": {"key": "content-type", "value": "text/event-stream"}}]},
+                           _json_route(("x-tools", "allowed"), TOOL_CALL_JSON),
+                           _json_route(("x-tools", "forbidden"), FORBIDDEN_TOOL_CALL_JSON),
+                           echo,
                            {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": CHAT_JSON}},
                             "response_headers_to_add": [{"header": {"key": "content-type", "value": "application/json"}}]}]}]},
                        "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {

@@ -227,20 +227,13 @@ impl SlotTable {
                 (k, state, cas)
             };
             let (ka, (owner_a, tat_a), cas_a) = read(a);
-            let (kb, (owner_b, tat_b), cas_b) = read(b);
+            // The first candidate holding this key decides alone: the second is read only
+            // when it does not (one shared-data read per call in the common case).
             let (slot_key, tat, cas) = if owner_a == key {
                 (ka, tat_a, cas_a)
-            } else if owner_b == key {
-                (kb, tat_b, cas_b)
-            } else if owner_a == 0 || tat_a <= now {
-                (ka, 0, cas_a)
-            } else if owner_b == 0 || tat_b <= now {
-                (kb, 0, cas_b)
-            } else if tat_a <= tat_b {
-                // Table under pressure: share the state closest to replenishing (stricter).
-                (ka, tat_a, cas_a)
             } else {
-                (kb, tat_b, cas_b)
+                let (kb, (owner_b, tat_b), cas_b) = read(b);
+                choose(key, now, (ka, owner_a, tat_a, cas_a), (kb, owner_b, tat_b, cas_b))
             };
             let (out, new_tat) = f(tat);
             let Some(new_tat) = new_tat else {
@@ -253,6 +246,27 @@ impl SlotTable {
             }
         }
         Err(SlotError::Contended)
+    }
+}
+
+/// A slot as read: its key, owner, TAT and CAS version.
+type SlotRead = (String, u64, u64, Option<u32>);
+
+/// Which of two candidate slots a key uses when the first does not hold it: the second if
+/// it does, else one that is empty or replenished, else (table under pressure) the one
+/// closest to replenishing, which is the stricter to share.
+fn choose(key: u64, now: u64, a: SlotRead, b: SlotRead) -> (String, u64, Option<u32>) {
+    let ((ka, owner_a, tat_a, cas_a), (kb, owner_b, tat_b, cas_b)) = (a, b);
+    if owner_b == key {
+        (kb, tat_b, cas_b)
+    } else if owner_a == 0 || tat_a <= now {
+        (ka, 0, cas_a)
+    } else if owner_b == 0 || tat_b <= now {
+        (kb, 0, cas_b)
+    } else if tat_a <= tat_b {
+        (ka, tat_a, cas_a)
+    } else {
+        (kb, tat_b, cas_b)
     }
 }
 

@@ -709,8 +709,9 @@ impl Exchange {
         if !s.forward_token {
             let _ = self.host.remove_header(HeaderMap::Request, &s.token_header);
         }
+        // Added, not replaced: strip_client_headers removed every header under the prefix.
         for (name, value) in identity_headers(&s.identity_prefix, identity) {
-            if self.host.set_header(HeaderMap::Request, &name, &value).is_err() {
+            if self.host.add_header(HeaderMap::Request, &name, &value).is_err() {
                 // Forwarding without the identity the upstream relies on is not safe.
                 self.deny(Reason::JwksUnavailable, Some(identity), &s.realm);
                 return Err(Stop::Replied);

@@ -12,8 +12,13 @@
 //! through untouched (stable under NFKC; decomposing Hangul would only slow the scan).
 //! The whole table is a `match`, which costs a few KiB of .wasm where the full TR39 data
 //! (unicode-security) would cost far more for scripts no rule is written in.
+//! The decomposition step is a table of its own (guard_fold_table.rs) holding only its final
+//! output per code point: unicode-normalization's full NFKC tables cost about 100 KB of .wasm.
+//! It is generated from unicode-normalization (a dev-dependency) by `write_fold_table` below,
+//! and `table_fold_equals_decomposing_fold` checks every scalar value against that old path.
 
-use unicode_normalization::char::decompose_compatible;
+#[path = "guard_fold_table.rs"]
+mod table;
 
 /// TR39 confusables of Latin letters (already lower-cased input).
 fn confusable(c: char) -> char {
@@ -102,7 +107,9 @@ pub(crate) fn invisible(c: char) -> bool {
         || matches!(c, '\u{E0000}'..='\u{E007F}') // tag characters ("ASCII smuggling")
 }
 
-/// Combining marks dropped by the fold (accents, overlays, Arabic harakat, zalgo stacks).
+/// Combining marks dropped by the fold (accents, overlays, Arabic harakat, zalgo stacks): in
+/// the generated table.
+#[cfg(test)]
 fn combining(c: char) -> bool {
     matches!(c, '\u{0300}'..='\u{036F}' | '\u{1AB0}'..='\u{1AFF}' | '\u{1DC0}'..='\u{1DFF}'
         | '\u{20D0}'..='\u{20FF}' | '\u{FE20}'..='\u{FE2F}' | '\u{064B}'..='\u{065F}' | '\u{0670}')
@@ -112,17 +119,6 @@ fn combining(c: char) -> bool {
 fn stable(c: char) -> bool {
     matches!(c, '\u{3040}'..='\u{30FF}' | '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}'
         | '\u{AC00}'..='\u{D7A3}' | '\u{0900}'..='\u{097F}' | '\u{0600}'..='\u{064A}')
-}
-
-fn push_folded(out: &mut String, c: char) {
-    if combining(c) {
-        return;
-    }
-    for l in c.to_lowercase() {
-        if !combining(l) {
-            out.push(confusable(l));
-        }
-    }
 }
 
 /// One non-ASCII character: look-alikes first (ǫ is q before it is o with an ogonek), then the
@@ -137,15 +133,46 @@ fn fold_char(c: char, out: &mut String) {
         if m != l {
             out.push(m);
         } else {
-            decompose_compatible(l, |d| {
-                if d.is_whitespace() {
-                    out.push(' ');
-                } else {
-                    push_folded(out, d)
-                }
-            });
+            push_decomposed(l, out);
         }
     }
+}
+
+/// The compatibility decomposition of a lower-cased character, each part without marks,
+/// lower-cased and through `confusable`, whitespace as a space: looked up in the generated
+/// runs (sorted by first code point), the character itself when it has none.
+fn push_decomposed(l: char, out: &mut String) {
+    let cp = l as u32;
+    let after = table::RUNS.partition_point(|&(head, _)| head >> 8 <= cp);
+    if let Some(&(head, value)) = after.checked_sub(1).and_then(|i| table::RUNS.get(i)) {
+        let offset = cp - (head >> 8);
+        if offset <= head & 0xFF {
+            // the low 30 bits, sign-extended
+            let arg = ((value << 2) as i32) >> 2;
+            let item = match value >> 30 {
+                table::DELTA => {
+                    if let Some(d) = cp.checked_add_signed(arg).and_then(char::from_u32) {
+                        out.push(d);
+                        return;
+                    }
+                    None
+                }
+                table::SAME => usize::try_from(arg).ok(),
+                table::LIST => usize::try_from(arg).ok().map(|base| base + offset as usize),
+                _ => None,
+            };
+            let text = item.and_then(|i| {
+                let from = usize::from(*table::ITEMS.get(i)?);
+                let to = usize::from(*table::ITEMS.get(i + 1)?);
+                table::POOL.get(from..to)
+            });
+            if let Some(text) = text {
+                out.push_str(text);
+                return;
+            }
+        }
+    }
+    out.push(l);
 }
 
 /// ASCII folded by table: whitespace and controls to a space (collapsed after), else the
@@ -332,6 +359,210 @@ pub fn rot13(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+    use std::fmt::Write as _;
+    use unicode_normalization::char::decompose_compatible;
+
+    /// The fold as it was with unicode-normalization at run time: the specification the table
+    /// is generated from.
+    fn decomposing_fold_char(c: char, out: &mut String) {
+        if stable(c) {
+            out.push(c);
+            return;
+        }
+        for l in c.to_lowercase() {
+            let m = confusable(l);
+            if m != l {
+                out.push(m);
+            } else {
+                decomposing_fold(l, out);
+            }
+        }
+    }
+
+    fn decomposing_fold(l: char, out: &mut String) {
+        decompose_compatible(l, |d| {
+            if d.is_whitespace() {
+                out.push(' ');
+            } else if !combining(d) {
+                for m in d.to_lowercase() {
+                    if !combining(m) {
+                        out.push(confusable(m));
+                    }
+                }
+            }
+        });
+    }
+
+    fn scalars() -> impl Iterator<Item = char> {
+        (0..=0x10FFFF).filter_map(char::from_u32)
+    }
+
+    /// Every character `push_decomposed` is called with whose decomposing fold is not itself.
+    fn decomposed() -> BTreeMap<u32, String> {
+        let mut map = BTreeMap::new();
+        for c in scalars().filter(|c| !stable(*c)) {
+            for l in c.to_lowercase().filter(|l| confusable(*l) == *l) {
+                let mut folded = String::new();
+                decomposing_fold(l, &mut folded);
+                if folded != l.to_string() {
+                    map.insert(l as u32, folded);
+                }
+            }
+        }
+        map
+    }
+
+    /// A run shorter than this is cheaper as list items.
+    const MIN_RUN: usize = 3;
+    const MAX_RUN: usize = 256;
+
+    /// guard_fold_table.rs: runs of consecutive code points, each either a constant shift
+    /// to one character (Latin fullwidth, mathematical alphanumerics), the same text (marks
+    /// to nothing, accented letters to one base letter), or one text each (a list).
+    fn generate_table() -> String {
+        let map = decomposed();
+        let entries: Vec<(u32, &str)> = map.iter().map(|(cp, s)| (*cp, s.as_str())).collect();
+        let single = |s: &str| {
+            let mut chars = s.chars();
+            chars.next().filter(|_| chars.next().is_none())
+        };
+        let delta = |(cp, s): (u32, &str)| single(s).map(|d| i64::from(u32::from(d)) - i64::from(cp));
+        // length of the run of one kind starting at entry i
+        let run_len = |i: usize, same_as: &dyn Fn(usize, usize) -> bool| {
+            let mut j = i;
+            while j + 1 < entries.len()
+                && j + 1 - i < MAX_RUN
+                && entries[j + 1].0 == entries[j].0 + 1
+                && same_as(i, j + 1)
+            {
+                j += 1;
+            }
+            j + 1 - i
+        };
+        let delta_len = |i: usize| {
+            if delta(entries[i]).is_none() {
+                return 0;
+            }
+            run_len(i, &|a, b| delta(entries[a]) == delta(entries[b]))
+        };
+        let same_len = |i: usize| run_len(i, &|a, b| entries[a].1 == entries[b].1);
+        let mut runs: Vec<(u32, u32)> = Vec::new();
+        let mut items: Vec<u16> = vec![0];
+        let mut pool = String::new();
+        let mut push_item = |s: &str, items: &mut Vec<u16>| {
+            pool.push_str(s);
+            items.push(u16::try_from(pool.len()).expect("pool under 64 KiB"));
+            u32::try_from(items.len() - 2).expect("item index")
+        };
+        let head = |cp: u32, len: usize| cp << 8 | u32::try_from(len - 1).expect("run length");
+        let mut i = 0;
+        while i < entries.len() {
+            let (cp, text) = entries[i];
+            let (d, s) = (delta_len(i), same_len(i));
+            if d >= MIN_RUN.max(s) {
+                let shift = delta(entries[i]).expect("a delta run");
+                let shift = u32::try_from(shift & 0x3FFF_FFFF).expect("30 bits");
+                runs.push((head(cp, d), table::DELTA << 30 | shift));
+                i += d;
+            } else if s >= MIN_RUN {
+                let item = push_item(text, &mut items);
+                runs.push((head(cp, s), table::SAME << 30 | item));
+                i += s;
+            } else {
+                // a list up to the next run (or gap)
+                let first = push_item(text, &mut items);
+                let mut len = 1;
+                while i + len < entries.len()
+                    && len < MAX_RUN
+                    && entries[i + len].0 == cp + len as u32
+                    && delta_len(i + len) < MIN_RUN
+                    && same_len(i + len) < MIN_RUN
+                {
+                    push_item(entries[i + len].1, &mut items);
+                    len += 1;
+                }
+                runs.push((head(cp, len), table::LIST << 30 | first));
+                i += len;
+            }
+        }
+        let mut out = String::from(
+            "//! Generated by `cargo test --lib guard_fold::tests::write_fold_table -- --ignored`\n\
+             //! from unicode-normalization (see guard_fold.rs): do not edit.\n\n\
+             pub(super) const DELTA: u32 = 0;\n\
+             pub(super) const SAME: u32 = 1;\n\
+             pub(super) const LIST: u32 = 2;\n\n\
+             /// (first code point << 8 | length - 1, kind << 30 | value): value is the shift to\n\
+             /// add (DELTA) or the item in ITEMS (SAME: for all; LIST: the first, then one each).\n\
+             #[rustfmt::skip]\n",
+        );
+        writeln!(out, "pub(super) static RUNS: [(u32, u32); {}] = [", runs.len()).unwrap();
+        for line in runs.chunks(4) {
+            let cells: Vec<String> = line
+                .iter()
+                .map(|(h, v)| format!("(0x{h:08X}, 0x{v:08X})"))
+                .collect();
+            writeln!(out, "    {},", cells.join(", ")).unwrap();
+        }
+        out.push_str("];\n\n/// Item i is POOL[ITEMS[i]..ITEMS[i + 1]].\n#[rustfmt::skip]\n");
+        writeln!(out, "pub(super) static ITEMS: [u16; {}] = [", items.len()).unwrap();
+        for line in items.chunks(12) {
+            let cells: Vec<String> = line.iter().map(|o| o.to_string()).collect();
+            writeln!(out, "    {},", cells.join(", ")).unwrap();
+        }
+        out.push_str("];\n\n#[rustfmt::skip]\npub(super) static POOL: &str = \"\\\n");
+        let mut width = 0;
+        for ch in pool.chars() {
+            let cell = match ch {
+                '"' | '\\' => format!("\\{ch}"),
+                ' ' if width == 0 => "\\x20".to_string(),
+                '!'..='~' | ' ' => ch.to_string(),
+                _ => format!("\\u{{{:X}}}", u32::from(ch)),
+            };
+            if width + cell.len() > 96 {
+                out.push_str("\\\n");
+                width = 0;
+            }
+            let cell = if width == 0 && ch == ' ' {
+                "\\x20".to_string()
+            } else {
+                cell
+            };
+            width += cell.len();
+            out.push_str(&cell);
+        }
+        out.push_str("\";\n");
+        out
+    }
+
+    const TABLE_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/guard_fold_table.rs");
+
+    #[test]
+    #[ignore = "writes src/guard_fold_table.rs"]
+    fn write_fold_table() {
+        std::fs::write(TABLE_FILE, generate_table()).unwrap();
+    }
+
+    #[test]
+    fn fold_table_is_generated() {
+        let current = std::fs::read_to_string(TABLE_FILE).unwrap();
+        assert!(
+            current == generate_table(),
+            "run the ignored write_fold_table test"
+        );
+    }
+
+    #[test]
+    fn table_fold_equals_decomposing_fold() {
+        let (mut old, mut new) = (String::new(), String::new());
+        for c in scalars() {
+            old.clear();
+            new.clear();
+            decomposing_fold_char(c, &mut old);
+            fold_char(c, &mut new);
+            assert_eq!(old, new, "U+{:04X}", c as u32);
+        }
+    }
 
     #[test]
     fn folds() {

@@ -142,37 +142,53 @@ fn fold_char(c: char, out: &mut String) {
 /// lower-cased and through `confusable`, whitespace as a space: looked up in the generated
 /// runs (sorted by first code point), the character itself when it has none.
 fn push_decomposed(l: char, out: &mut String) {
+    match decomposed(l) {
+        Some(Decomposed::Char(d)) => out.push(d),
+        Some(Decomposed::Text(text)) => out.push_str(text),
+        None => out.push(l),
+    }
+}
+
+enum Decomposed {
+    Char(char),
+    Text(&'static str),
+}
+
+fn decomposed(l: char) -> Option<Decomposed> {
     let cp = l as u32;
     let after = table::RUNS.partition_point(|&(head, _)| head >> 8 <= cp);
-    if let Some(&(head, value)) = after.checked_sub(1).and_then(|i| table::RUNS.get(i)) {
-        let offset = cp - (head >> 8);
-        if offset <= head & 0xFF {
-            // the low 30 bits, sign-extended
-            let arg = ((value << 2) as i32) >> 2;
-            let item = match value >> 30 {
-                table::DELTA => {
-                    if let Some(d) = cp.checked_add_signed(arg).and_then(char::from_u32) {
-                        out.push(d);
-                        return;
-                    }
-                    None
-                }
-                table::SAME => usize::try_from(arg).ok(),
-                table::LIST => usize::try_from(arg).ok().map(|base| base + offset as usize),
-                _ => None,
-            };
-            let text = item.and_then(|i| {
-                let from = usize::from(*table::ITEMS.get(i)?);
-                let to = usize::from(*table::ITEMS.get(i + 1)?);
-                table::POOL.get(from..to)
-            });
-            if let Some(text) = text {
-                out.push_str(text);
-                return;
-            }
-        }
+    let &(head, value) = table::RUNS.get(after.checked_sub(1)?)?;
+    let offset = cp - (head >> 8);
+    if offset > head & 0xFF {
+        return None;
     }
-    out.push(l);
+    let text_at = |from: u32, len: u32| table::POOL.get(from as usize..(from + len) as usize);
+    match value >> 30 {
+        table::DELTA => {
+            // the low 30 bits, sign-extended
+            let shift = ((value << 2) as i32) >> 2;
+            cp.checked_add_signed(shift)
+                .and_then(char::from_u32)
+                .map(Decomposed::Char)
+        }
+        table::SAME => text_at(value & 0xFFFF, value >> 16 & 0x3FFF).map(Decomposed::Text),
+        table::LIST => {
+            // the item's text follows those of the items before it
+            let first = (value >> 16 & 0x3FFF) as usize;
+            let lens = table::LENS.get(first..=first + offset as usize)?;
+            let (len, before) = lens.split_last()?;
+            if *len == table::ITSELF {
+                return None;
+            }
+            let skipped: u32 = before
+                .iter()
+                .filter(|n| **n != table::ITSELF)
+                .map(|n| u32::from(*n))
+                .sum();
+            text_at((value & 0xFFFF) + skipped, u32::from(*len)).map(Decomposed::Text)
+        }
+        _ => None,
+    }
 }
 
 /// ASCII folded by table: whitespace and controls to a space (collapsed after), else the
@@ -413,77 +429,105 @@ mod tests {
         map
     }
 
-    /// A run shorter than this is cheaper as list items.
-    const MIN_RUN: usize = 3;
+    /// Shorter runs of one shift or one text go into lists; a gap this long ends a list.
+    const MIN_RUN: usize = 4;
+    const MAX_GAP: u32 = 6;
+    /// Lists are scanned up to the item: kept short.
+    const MAX_LIST: u32 = 64;
     const MAX_RUN: usize = 256;
 
     /// guard_fold_table.rs: runs of consecutive code points, each either a constant shift
     /// to one character (Latin fullwidth, mathematical alphanumerics), the same text (marks
-    /// to nothing, accented letters to one base letter), or one text each (a list).
+    /// to nothing, accented letters to one base letter), or one text each (a list, where a
+    /// code point in a short gap stays itself).
     fn generate_table() -> String {
+        type Entry<'a> = (u32, &'a str);
         let map = decomposed();
         let entries: Vec<(u32, &str)> = map.iter().map(|(cp, s)| (*cp, s.as_str())).collect();
-        let single = |s: &str| {
+        let shift = |(cp, s): (u32, &str)| {
             let mut chars = s.chars();
-            chars.next().filter(|_| chars.next().is_none())
+            let d = chars.next().filter(|_| chars.next().is_none())?;
+            Some(i64::from(u32::from(d)) - i64::from(cp))
         };
-        let delta = |(cp, s): (u32, &str)| single(s).map(|d| i64::from(u32::from(d)) - i64::from(cp));
-        // length of the run of one kind starting at entry i
-        let run_len = |i: usize, same_as: &dyn Fn(usize, usize) -> bool| {
+        // how many entries from i on are consecutive code points alike by `same`
+        let run_len = |i: usize, same: &dyn Fn(Entry, Entry) -> bool| {
             let mut j = i;
             while j + 1 < entries.len()
                 && j + 1 - i < MAX_RUN
                 && entries[j + 1].0 == entries[j].0 + 1
-                && same_as(i, j + 1)
+                && same(entries[i], entries[j + 1])
             {
                 j += 1;
             }
             j + 1 - i
         };
-        let delta_len = |i: usize| {
-            if delta(entries[i]).is_none() {
+        let shift_len = |i: usize| {
+            if shift(entries[i]).is_none() {
                 return 0;
             }
-            run_len(i, &|a, b| delta(entries[a]) == delta(entries[b]))
+            run_len(i, &|a, b| shift(a) == shift(b))
         };
-        let same_len = |i: usize| run_len(i, &|a, b| entries[a].1 == entries[b].1);
+        let same_len = |i: usize| run_len(i, &|a, b| a.1 == b.1);
         let mut runs: Vec<(u32, u32)> = Vec::new();
-        let mut items: Vec<u16> = vec![0];
+        let mut lens: Vec<u8> = Vec::new();
         let mut pool = String::new();
-        let mut push_item = |s: &str, items: &mut Vec<u16>| {
-            pool.push_str(s);
-            items.push(u16::try_from(pool.len()).expect("pool under 64 KiB"));
-            u32::try_from(items.len() - 2).expect("item index")
+        let head = |cp: u32, len: u32| cp << 8 | (len - 1);
+        let offset = |pool: &String| {
+            u32::try_from(pool.len())
+                .ok()
+                .filter(|n| *n <= 0xFFFF)
+                .expect("pool offset")
         };
-        let head = |cp: u32, len: usize| cp << 8 | u32::try_from(len - 1).expect("run length");
         let mut i = 0;
         while i < entries.len() {
             let (cp, text) = entries[i];
-            let (d, s) = (delta_len(i), same_len(i));
+            let (d, s) = (shift_len(i), same_len(i));
+            let run = |n: usize| u32::try_from(n).unwrap();
             if d >= MIN_RUN.max(s) {
-                let shift = delta(entries[i]).expect("a delta run");
-                let shift = u32::try_from(shift & 0x3FFF_FFFF).expect("30 bits");
-                runs.push((head(cp, d), table::DELTA << 30 | shift));
+                let bits = u32::try_from(shift(entries[i]).unwrap() & 0x3FFF_FFFF).unwrap();
+                runs.push((head(cp, run(d)), table::DELTA << 30 | bits));
                 i += d;
             } else if s >= MIN_RUN {
-                let item = push_item(text, &mut items);
-                runs.push((head(cp, s), table::SAME << 30 | item));
+                let from = match pool.find(text) {
+                    Some(at) => u32::try_from(at).unwrap(),
+                    None => {
+                        let at = offset(&pool);
+                        pool.push_str(text);
+                        at
+                    }
+                };
+                let len = u32::try_from(text.len()).unwrap();
+                runs.push((head(cp, run(s)), table::SAME << 30 | len << 16 | from));
                 i += s;
             } else {
-                // a list up to the next run (or gap)
-                let first = push_item(text, &mut items);
-                let mut len = 1;
-                while i + len < entries.len()
-                    && len < MAX_RUN
-                    && entries[i + len].0 == cp + len as u32
-                    && delta_len(i + len) < MIN_RUN
-                    && same_len(i + len) < MIN_RUN
-                {
-                    push_item(entries[i + len].1, &mut items);
-                    len += 1;
+                let first = u32::try_from(lens.len())
+                    .ok()
+                    .filter(|n| *n <= 0x3FFF)
+                    .expect("lens index");
+                runs.push((0, table::LIST << 30 | first << 16 | offset(&pool)));
+                let mut end = cp;
+                loop {
+                    let (at, text) = entries[i];
+                    lens.extend((end + 1..at).map(|_| table::ITSELF));
+                    lens.push(
+                        u8::try_from(text.len())
+                            .ok()
+                            .filter(|n| *n != table::ITSELF)
+                            .unwrap(),
+                    );
+                    pool.push_str(text);
+                    end = at;
+                    i += 1;
+                    let Some(&(next, _)) = entries.get(i) else { break };
+                    if next - end > MAX_GAP
+                        || next - cp >= MAX_LIST
+                        || shift_len(i) >= MIN_RUN
+                        || same_len(i) >= MIN_RUN
+                    {
+                        break;
+                    }
                 }
-                runs.push((head(cp, len), table::LIST << 30 | first));
-                i += len;
+                runs.last_mut().unwrap().0 = head(cp, end - cp + 1);
             }
         }
         let mut out = String::from(
@@ -491,9 +535,12 @@ mod tests {
              //! from unicode-normalization (see guard_fold.rs): do not edit.\n\n\
              pub(super) const DELTA: u32 = 0;\n\
              pub(super) const SAME: u32 = 1;\n\
-             pub(super) const LIST: u32 = 2;\n\n\
-             /// (first code point << 8 | length - 1, kind << 30 | value): value is the shift to\n\
-             /// add (DELTA) or the item in ITEMS (SAME: for all; LIST: the first, then one each).\n\
+             pub(super) const LIST: u32 = 2;\n\
+             /// In LENS: the code point stays itself.\n\
+             pub(super) const ITSELF: u8 = 0xFF;\n\n\
+             /// (first code point << 8 | length - 1, kind << 30 | value), value: the shift to add\n\
+             /// (DELTA); text length << 16 | POOL offset (SAME, for each); first item in LENS << 16\n\
+             /// | POOL offset of its text (LIST: one item each, their texts one after another).\n\
              #[rustfmt::skip]\n",
         );
         writeln!(out, "pub(super) static RUNS: [(u32, u32); {}] = [", runs.len()).unwrap();
@@ -504,9 +551,9 @@ mod tests {
                 .collect();
             writeln!(out, "    {},", cells.join(", ")).unwrap();
         }
-        out.push_str("];\n\n/// Item i is POOL[ITEMS[i]..ITEMS[i + 1]].\n#[rustfmt::skip]\n");
-        writeln!(out, "pub(super) static ITEMS: [u16; {}] = [", items.len()).unwrap();
-        for line in items.chunks(12) {
+        out.push_str("];\n\n/// The byte length of each list item's text.\n#[rustfmt::skip]\n");
+        writeln!(out, "pub(super) static LENS: [u8; {}] = [", lens.len()).unwrap();
+        for line in lens.chunks(24) {
             let cells: Vec<String> = line.iter().map(|o| o.to_string()).collect();
             writeln!(out, "    {},", cells.join(", ")).unwrap();
         }
@@ -515,16 +562,19 @@ mod tests {
         for ch in pool.chars() {
             let cell = match ch {
                 '"' | '\\' => format!("\\{ch}"),
-                ' ' if width == 0 => "\\x20".to_string(),
-                '!'..='~' | ' ' => ch.to_string(),
+                '!'..='~' => ch.to_string(),
+                // a space after a line break would be skipped with the indentation
+                ' ' if width > 0 => ch.to_string(),
                 _ => format!("\\u{{{:X}}}", u32::from(ch)),
             };
-            if width + cell.len() > 96 {
+            let cell = if width + cell.len() > 96 {
                 out.push_str("\\\n");
                 width = 0;
-            }
-            let cell = if width == 0 && ch == ' ' {
-                "\\x20".to_string()
+                if ch == ' ' {
+                    "\\u{20}".to_string()
+                } else {
+                    cell
+                }
             } else {
                 cell
             };
@@ -532,6 +582,13 @@ mod tests {
             out.push_str(&cell);
         }
         out.push_str("\";\n");
+        eprintln!(
+            "fold table: {} runs, {} list items, {} pool bytes: {} bytes",
+            runs.len(),
+            lens.len(),
+            pool.len(),
+            runs.len() * 8 + lens.len() + pool.len()
+        );
         out
     }
 

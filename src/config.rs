@@ -8,6 +8,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::fmt;
 
+mod maps_only;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     /// Field path such as `issuers[0].jwks.remote.cluster`; empty for the document itself.
@@ -274,7 +276,9 @@ impl Config {
     /// Parses and validates; the error names the first offending field path.
     pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
-        let config: Config = serde::Deserialize::deserialize(&mut de).map_err(|e: serde_json::Error| {
+        // structs as objects only: see maps_only.rs
+        let read = Config::deserialize(maps_only::MapsOnly(&mut de));
+        let config: Config = read.map_err(|e: serde_json::Error| {
             err(
                 path_at(bytes, error_offset(bytes, e.line(), e.column())),
                 strip_position(&e.to_string()),

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::fmt;
 
-mod maps_only;
+pub(crate) mod maps_only;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {

@@ -19,7 +19,7 @@
 //! claim the lease is refused at once (503 `auth_unavailable`) rather than starting a fetch
 //! of its own.
 
-use crate::config::RemoteJwks;
+use crate::config::{maps_only, RemoteJwks};
 use crate::host::{SharedStore, StoreWrite};
 use crate::jose::{JwkError, KeyCheck, KeySet};
 use serde::{Deserialize, Serialize};
@@ -155,7 +155,7 @@ impl RemoteKeys {
 
     fn read_meta(&self, store: &dyn SharedStore) -> (Meta, Option<u32>) {
         match store.get(&self.meta_key) {
-            Some((bytes, cas)) => (serde_json::from_slice(&bytes).unwrap_or_default(), Some(cas)),
+            Some((bytes, cas)) => (maps_only::from_slice(&bytes).unwrap_or_default(), Some(cas)),
             None => (Meta::default(), None),
         }
     }

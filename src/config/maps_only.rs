@@ -7,7 +7,8 @@
 //! struct (options, sequences, maps, enum variants, newtypes), so no struct visitor's
 //! `visit_seq` is reachable. Leaf values and `deserialize_any` (only `serde_json::Value` uses
 //! it in the config) go to serde_json untouched: they share its code with the rest of the
-//! filter instead of duplicating it. For an object, serde_json's `deserialize_map` and
+//! filter instead of duplicating it. The shared-data records (jwks, credentials) are read
+//! through it too. For an object, serde_json's `deserialize_map` and
 //! `deserialize_struct` are the same code, so values, errors and their positions are too.
 
 use serde::de::{
@@ -15,7 +16,15 @@ use serde::de::{
 };
 use std::fmt;
 
-pub(super) struct MapsOnly<D>(pub(super) D);
+pub(crate) struct MapsOnly<D>(pub(crate) D);
+
+/// `serde_json::from_slice`, structs as objects only (for records this filter wrote itself).
+pub(crate) fn from_slice<T: de::DeserializeOwned>(bytes: &[u8]) -> serde_json::Result<T> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = T::deserialize(MapsOnly(&mut de))?;
+    de.end()?;
+    Ok(value)
+}
 
 /// A visitor whose callbacks hand on wrapped deserializers and accessors.
 struct Wrap<V>(V);

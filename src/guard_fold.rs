@@ -173,19 +173,15 @@ fn decomposed(l: char) -> Option<Decomposed> {
         }
         table::SAME => text_at(value & 0xFFFF, value >> 16 & 0x3FFF).map(Decomposed::Text),
         table::LIST => {
-            // the item's text follows those of the items before it
+            // the item's text follows those of the items before it; lengths are nibbles
             let first = (value >> 16 & 0x3FFF) as usize;
-            let lens = table::LENS.get(first..=first + offset as usize)?;
-            let (len, before) = lens.split_last()?;
-            if *len == table::ITSELF {
-                return None;
+            let len_of = |i: usize| table::LENS.get(i / 2).map(|b| b >> (i % 2 * 4) & 0xF);
+            let mut from = value & 0xFFFF;
+            for i in first..first + offset as usize {
+                from += u32::from(len_of(i).filter(|n| *n != table::ITSELF).unwrap_or(0));
             }
-            let skipped: u32 = before
-                .iter()
-                .filter(|n| **n != table::ITSELF)
-                .map(|n| u32::from(*n))
-                .sum();
-            text_at((value & 0xFFFF) + skipped, u32::from(*len)).map(Decomposed::Text)
+            let len = len_of(first + offset as usize).filter(|n| *n != table::ITSELF)?;
+            text_at(from, u32::from(len)).map(Decomposed::Text)
         }
         _ => None,
     }
@@ -430,8 +426,8 @@ mod tests {
     }
 
     /// Shorter runs of one shift or one text go into lists; a gap this long ends a list.
-    const MIN_RUN: usize = 4;
-    const MAX_GAP: u32 = 6;
+    const MIN_RUN: usize = 5;
+    const MAX_GAP: u32 = 16;
     /// Lists are scanned up to the item: kept short.
     const MAX_LIST: u32 = 64;
     const MAX_RUN: usize = 256;
@@ -487,7 +483,8 @@ mod tests {
                 let bits = u32::try_from(shift(entries[i]).unwrap() & 0x3FFF_FFFF).unwrap();
                 runs.push((head(cp, run(d)), table::DELTA << 30 | bits));
                 i += d;
-            } else if s >= MIN_RUN {
+            } else if s >= MIN_RUN || text.len() >= usize::from(table::ITSELF) {
+                // (a text too long for a list length: a run of its own)
                 let from = match pool.find(text) {
                     Some(at) => u32::try_from(at).unwrap(),
                     None => {
@@ -521,6 +518,7 @@ mod tests {
                     let Some(&(next, _)) = entries.get(i) else { break };
                     if next - end > MAX_GAP
                         || next - cp >= MAX_LIST
+                        || entries[i].1.len() >= usize::from(table::ITSELF)
                         || shift_len(i) >= MIN_RUN
                         || same_len(i) >= MIN_RUN
                     {
@@ -536,8 +534,8 @@ mod tests {
              pub(super) const DELTA: u32 = 0;\n\
              pub(super) const SAME: u32 = 1;\n\
              pub(super) const LIST: u32 = 2;\n\
-             /// In LENS: the code point stays itself.\n\
-             pub(super) const ITSELF: u8 = 0xFF;\n\n\
+             /// In LENS: the code point stays itself (a code point in a gap of the list).\n\
+             pub(super) const ITSELF: u8 = 0xF;\n\n\
              /// (first code point << 8 | length - 1, kind << 30 | value), value: the shift to add\n\
              /// (DELTA); text length << 16 | POOL offset (SAME, for each); first item in LENS << 16\n\
              /// | POOL offset of its text (LIST: one item each, their texts one after another).\n\
@@ -551,7 +549,11 @@ mod tests {
                 .collect();
             writeln!(out, "    {},", cells.join(", ")).unwrap();
         }
-        out.push_str("];\n\n/// The byte length of each list item's text.\n#[rustfmt::skip]\n");
+        out.push_str("];\n\n/// The byte length of each list item's text, two a byte (low nibble first).\n#[rustfmt::skip]\n");
+        let lens: Vec<u8> = lens
+            .chunks(2)
+            .map(|p| p[0] | p.get(1).map_or(0, |hi| hi << 4))
+            .collect();
         writeln!(out, "pub(super) static LENS: [u8; {}] = [", lens.len()).unwrap();
         for line in lens.chunks(24) {
             let cells: Vec<String> = line.iter().map(|o| o.to_string()).collect();
@@ -583,7 +585,7 @@ mod tests {
         }
         out.push_str("\";\n");
         eprintln!(
-            "fold table: {} runs, {} list items, {} pool bytes: {} bytes",
+            "fold table: {} runs, {} list length bytes, {} pool bytes: {} bytes",
             runs.len(),
             lens.len(),
             pool.len(),

@@ -20,6 +20,8 @@
 #[path = "guard_fold_table.rs"]
 mod table;
 
+use crate::lowercase::lower_char;
+
 /// TR39 confusables of Latin letters (already lower-cased input).
 fn confusable(c: char) -> char {
     match c {
@@ -128,7 +130,7 @@ fn fold_char(c: char, out: &mut String) {
         out.push(c);
         return;
     }
-    for l in c.to_lowercase() {
+    for l in lower_char(c) {
         let m = confusable(l);
         if m != l {
             out.push(m);

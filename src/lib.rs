@@ -30,6 +30,7 @@ pub mod jose;
 pub mod json_text;
 pub mod jwks;
 pub mod llm_request;
+pub mod lowercase;
 pub mod ndjson;
 pub mod policy;
 pub mod ratelimit;

@@ -9,6 +9,8 @@ use serde_json::Value;
 
 pub use crate::config_error::ConfigError;
 
+pub(crate) mod maps_only;
+
 fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError {
         path: path.into(),
@@ -274,7 +276,9 @@ impl Config {
             }
         }
         let mut de = serde_json::Deserializer::from_slice(bytes);
-        let config: Config = serde::Deserialize::deserialize(&mut de).map_err(|e: serde_json::Error| {
+        // structs as objects only: see maps_only.rs
+        let read = Config::deserialize(maps_only::MapsOnly(&mut de));
+        let config: Config = read.map_err(|e: serde_json::Error| {
             err(
                 path_at(bytes, error_offset(bytes, e.line(), e.column())),
                 strip_position(&e.to_string()),

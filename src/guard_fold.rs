@@ -12,8 +12,15 @@
 //! through untouched (stable under NFKC; decomposing Hangul would only slow the scan).
 //! The whole table is a `match`, which costs a few KiB of .wasm where the full TR39 data
 //! (unicode-security) would cost far more for scripts no rule is written in.
+//! The decomposition step is a table of its own (guard_fold_table.rs) holding only its final
+//! output per code point: unicode-normalization's full NFKC tables cost about 100 KB of .wasm.
+//! It is generated from unicode-normalization (a dev-dependency) by `write_fold_table` below,
+//! and `table_fold_equals_decomposing_fold` checks every scalar value against that old path.
 
-use unicode_normalization::char::decompose_compatible;
+#[path = "guard_fold_table.rs"]
+mod table;
+
+use crate::lowercase::lower_char;
 
 /// TR39 confusables of Latin letters (already lower-cased input).
 fn confusable(c: char) -> char {
@@ -102,7 +109,9 @@ pub(crate) fn invisible(c: char) -> bool {
         || matches!(c, '\u{E0000}'..='\u{E007F}') // tag characters ("ASCII smuggling")
 }
 
-/// Combining marks dropped by the fold (accents, overlays, Arabic harakat, zalgo stacks).
+/// Combining marks dropped by the fold (accents, overlays, Arabic harakat, zalgo stacks): in
+/// the generated table.
+#[cfg(test)]
 fn combining(c: char) -> bool {
     matches!(c, '\u{0300}'..='\u{036F}' | '\u{1AB0}'..='\u{1AFF}' | '\u{1DC0}'..='\u{1DFF}'
         | '\u{20D0}'..='\u{20FF}' | '\u{FE20}'..='\u{FE2F}' | '\u{064B}'..='\u{065F}' | '\u{0670}')
@@ -114,17 +123,6 @@ fn stable(c: char) -> bool {
         | '\u{AC00}'..='\u{D7A3}' | '\u{0900}'..='\u{097F}' | '\u{0600}'..='\u{064A}')
 }
 
-fn push_folded(out: &mut String, c: char) {
-    if combining(c) {
-        return;
-    }
-    for l in c.to_lowercase() {
-        if !combining(l) {
-            out.push(confusable(l));
-        }
-    }
-}
-
 /// One non-ASCII character: look-alikes first (ǫ is q before it is o with an ogonek), then the
 /// compatibility decomposition without marks.
 fn fold_char(c: char, out: &mut String) {
@@ -132,19 +130,62 @@ fn fold_char(c: char, out: &mut String) {
         out.push(c);
         return;
     }
-    for l in c.to_lowercase() {
+    for l in lower_char(c) {
         let m = confusable(l);
         if m != l {
             out.push(m);
         } else {
-            decompose_compatible(l, |d| {
-                if d.is_whitespace() {
-                    out.push(' ');
-                } else {
-                    push_folded(out, d)
-                }
-            });
+            push_decomposed(l, out);
         }
+    }
+}
+
+/// The compatibility decomposition of a lower-cased character, each part without marks,
+/// lower-cased and through `confusable`, whitespace as a space: looked up in the generated
+/// runs (sorted by first code point), the character itself when it has none.
+fn push_decomposed(l: char, out: &mut String) {
+    match decomposed(l) {
+        Some(Decomposed::Char(d)) => out.push(d),
+        Some(Decomposed::Text(text)) => out.push_str(text),
+        None => out.push(l),
+    }
+}
+
+enum Decomposed {
+    Char(char),
+    Text(&'static str),
+}
+
+fn decomposed(l: char) -> Option<Decomposed> {
+    let cp = l as u32;
+    let after = table::RUNS.partition_point(|&(head, _)| head >> 8 <= cp);
+    let &(head, value) = table::RUNS.get(after.checked_sub(1)?)?;
+    let offset = cp - (head >> 8);
+    if offset > head & 0xFF {
+        return None;
+    }
+    let text_at = |from: u32, len: u32| table::POOL.get(from as usize..(from + len) as usize);
+    match value >> 30 {
+        table::DELTA => {
+            // the low 30 bits, sign-extended
+            let shift = ((value << 2) as i32) >> 2;
+            cp.checked_add_signed(shift)
+                .and_then(char::from_u32)
+                .map(Decomposed::Char)
+        }
+        table::SAME => text_at(value & 0xFFFF, value >> 16 & 0x3FFF).map(Decomposed::Text),
+        table::LIST => {
+            // the item's text follows those of the items before it; lengths are nibbles
+            let first = (value >> 16 & 0x3FFF) as usize;
+            let len_of = |i: usize| table::LENS.get(i / 2).map(|b| b >> (i % 2 * 4) & 0xF);
+            let mut from = value & 0xFFFF;
+            for i in first..first + offset as usize {
+                from += u32::from(len_of(i).filter(|n| *n != table::ITSELF).unwrap_or(0));
+            }
+            let len = len_of(first + offset as usize).filter(|n| *n != table::ITSELF)?;
+            text_at(from, u32::from(len)).map(Decomposed::Text)
+        }
+        _ => None,
     }
 }
 
@@ -332,6 +373,257 @@ pub fn rot13(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+    use std::fmt::Write as _;
+    use unicode_normalization::char::decompose_compatible;
+
+    /// The fold as it was with unicode-normalization at run time: the specification the table
+    /// is generated from.
+    fn decomposing_fold_char(c: char, out: &mut String) {
+        if stable(c) {
+            out.push(c);
+            return;
+        }
+        for l in c.to_lowercase() {
+            let m = confusable(l);
+            if m != l {
+                out.push(m);
+            } else {
+                decomposing_fold(l, out);
+            }
+        }
+    }
+
+    fn decomposing_fold(l: char, out: &mut String) {
+        decompose_compatible(l, |d| {
+            if d.is_whitespace() {
+                out.push(' ');
+            } else if !combining(d) {
+                for m in d.to_lowercase() {
+                    if !combining(m) {
+                        out.push(confusable(m));
+                    }
+                }
+            }
+        });
+    }
+
+    fn scalars() -> impl Iterator<Item = char> {
+        (0..=0x10FFFF).filter_map(char::from_u32)
+    }
+
+    /// Every character `push_decomposed` is called with whose decomposing fold is not itself.
+    fn decomposed() -> BTreeMap<u32, String> {
+        let mut map = BTreeMap::new();
+        for c in scalars().filter(|c| !stable(*c)) {
+            for l in c.to_lowercase().filter(|l| confusable(*l) == *l) {
+                let mut folded = String::new();
+                decomposing_fold(l, &mut folded);
+                if folded != l.to_string() {
+                    map.insert(l as u32, folded);
+                }
+            }
+        }
+        map
+    }
+
+    /// Shorter runs of one shift or one text go into lists; a gap this long ends a list.
+    const MIN_RUN: usize = 5;
+    const MAX_GAP: u32 = 16;
+    /// Lists are scanned up to the item: kept short.
+    const MAX_LIST: u32 = 64;
+    const MAX_RUN: usize = 256;
+
+    /// guard_fold_table.rs: runs of consecutive code points, each either a constant shift
+    /// to one character (Latin fullwidth, mathematical alphanumerics), the same text (marks
+    /// to nothing, accented letters to one base letter), or one text each (a list, where a
+    /// code point in a short gap stays itself).
+    fn generate_table() -> String {
+        type Entry<'a> = (u32, &'a str);
+        let map = decomposed();
+        let entries: Vec<(u32, &str)> = map.iter().map(|(cp, s)| (*cp, s.as_str())).collect();
+        let shift = |(cp, s): (u32, &str)| {
+            let mut chars = s.chars();
+            let d = chars.next().filter(|_| chars.next().is_none())?;
+            Some(i64::from(u32::from(d)) - i64::from(cp))
+        };
+        // how many entries from i on are consecutive code points alike by `same`
+        let run_len = |i: usize, same: &dyn Fn(Entry, Entry) -> bool| {
+            let mut j = i;
+            while j + 1 < entries.len()
+                && j + 1 - i < MAX_RUN
+                && entries[j + 1].0 == entries[j].0 + 1
+                && same(entries[i], entries[j + 1])
+            {
+                j += 1;
+            }
+            j + 1 - i
+        };
+        let shift_len = |i: usize| {
+            if shift(entries[i]).is_none() {
+                return 0;
+            }
+            run_len(i, &|a, b| shift(a) == shift(b))
+        };
+        let same_len = |i: usize| run_len(i, &|a, b| a.1 == b.1);
+        let mut runs: Vec<(u32, u32)> = Vec::new();
+        let mut lens: Vec<u8> = Vec::new();
+        let mut pool = String::new();
+        let head = |cp: u32, len: u32| cp << 8 | (len - 1);
+        let offset = |pool: &String| {
+            u32::try_from(pool.len())
+                .ok()
+                .filter(|n| *n <= 0xFFFF)
+                .expect("pool offset")
+        };
+        let mut i = 0;
+        while i < entries.len() {
+            let (cp, text) = entries[i];
+            let (d, s) = (shift_len(i), same_len(i));
+            let run = |n: usize| u32::try_from(n).unwrap();
+            if d >= MIN_RUN.max(s) {
+                let bits = u32::try_from(shift(entries[i]).unwrap() & 0x3FFF_FFFF).unwrap();
+                runs.push((head(cp, run(d)), table::DELTA << 30 | bits));
+                i += d;
+            } else if s >= MIN_RUN || text.len() >= usize::from(table::ITSELF) {
+                // (a text too long for a list length: a run of its own)
+                let from = match pool.find(text) {
+                    Some(at) => u32::try_from(at).unwrap(),
+                    None => {
+                        let at = offset(&pool);
+                        pool.push_str(text);
+                        at
+                    }
+                };
+                let len = u32::try_from(text.len()).unwrap();
+                runs.push((head(cp, run(s)), table::SAME << 30 | len << 16 | from));
+                i += s;
+            } else {
+                let first = u32::try_from(lens.len())
+                    .ok()
+                    .filter(|n| *n <= 0x3FFF)
+                    .expect("lens index");
+                runs.push((0, table::LIST << 30 | first << 16 | offset(&pool)));
+                let mut end = cp;
+                loop {
+                    let (at, text) = entries[i];
+                    lens.extend((end + 1..at).map(|_| table::ITSELF));
+                    lens.push(
+                        u8::try_from(text.len())
+                            .ok()
+                            .filter(|n| *n != table::ITSELF)
+                            .unwrap(),
+                    );
+                    pool.push_str(text);
+                    end = at;
+                    i += 1;
+                    let Some(&(next, _)) = entries.get(i) else { break };
+                    if next - end > MAX_GAP
+                        || next - cp >= MAX_LIST
+                        || entries[i].1.len() >= usize::from(table::ITSELF)
+                        || shift_len(i) >= MIN_RUN
+                        || same_len(i) >= MIN_RUN
+                    {
+                        break;
+                    }
+                }
+                runs.last_mut().unwrap().0 = head(cp, end - cp + 1);
+            }
+        }
+        let mut out = String::from(
+            "//! Generated by `cargo test --lib guard_fold::tests::write_fold_table -- --ignored`\n\
+             //! from unicode-normalization (see guard_fold.rs): do not edit.\n\n\
+             pub(super) const DELTA: u32 = 0;\n\
+             pub(super) const SAME: u32 = 1;\n\
+             pub(super) const LIST: u32 = 2;\n\
+             /// In LENS: the code point stays itself (a code point in a gap of the list).\n\
+             pub(super) const ITSELF: u8 = 0xF;\n\n\
+             /// (first code point << 8 | length - 1, kind << 30 | value), value: the shift to add\n\
+             /// (DELTA); text length << 16 | POOL offset (SAME, for each); first item in LENS << 16\n\
+             /// | POOL offset of its text (LIST: one item each, their texts one after another).\n\
+             #[rustfmt::skip]\n",
+        );
+        writeln!(out, "pub(super) static RUNS: [(u32, u32); {}] = [", runs.len()).unwrap();
+        for line in runs.chunks(4) {
+            let cells: Vec<String> = line
+                .iter()
+                .map(|(h, v)| format!("(0x{h:08X}, 0x{v:08X})"))
+                .collect();
+            writeln!(out, "    {},", cells.join(", ")).unwrap();
+        }
+        out.push_str("];\n\n/// The byte length of each list item's text, two a byte (low nibble first).\n#[rustfmt::skip]\n");
+        let lens: Vec<u8> = lens
+            .chunks(2)
+            .map(|p| p[0] | p.get(1).map_or(0, |hi| hi << 4))
+            .collect();
+        writeln!(out, "pub(super) static LENS: [u8; {}] = [", lens.len()).unwrap();
+        for line in lens.chunks(24) {
+            let cells: Vec<String> = line.iter().map(|o| o.to_string()).collect();
+            writeln!(out, "    {},", cells.join(", ")).unwrap();
+        }
+        out.push_str("];\n\n#[rustfmt::skip]\npub(super) static POOL: &str = \"\\\n");
+        let mut width = 0;
+        for ch in pool.chars() {
+            let cell = match ch {
+                '"' | '\\' => format!("\\{ch}"),
+                '!'..='~' => ch.to_string(),
+                // a space after a line break would be skipped with the indentation
+                ' ' if width > 0 => ch.to_string(),
+                _ => format!("\\u{{{:X}}}", u32::from(ch)),
+            };
+            let cell = if width + cell.len() > 96 {
+                out.push_str("\\\n");
+                width = 0;
+                if ch == ' ' {
+                    "\\u{20}".to_string()
+                } else {
+                    cell
+                }
+            } else {
+                cell
+            };
+            width += cell.len();
+            out.push_str(&cell);
+        }
+        out.push_str("\";\n");
+        eprintln!(
+            "fold table: {} runs, {} list length bytes, {} pool bytes: {} bytes",
+            runs.len(),
+            lens.len(),
+            pool.len(),
+            runs.len() * 8 + lens.len() + pool.len()
+        );
+        out
+    }
+
+    const TABLE_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/guard_fold_table.rs");
+
+    #[test]
+    #[ignore = "writes src/guard_fold_table.rs"]
+    fn write_fold_table() {
+        std::fs::write(TABLE_FILE, generate_table()).unwrap();
+    }
+
+    #[test]
+    fn fold_table_is_generated() {
+        let current = std::fs::read_to_string(TABLE_FILE).unwrap();
+        assert!(
+            current == generate_table(),
+            "run the ignored write_fold_table test"
+        );
+    }
+
+    #[test]
+    fn table_fold_equals_decomposing_fold() {
+        let (mut old, mut new) = (String::new(), String::new());
+        for c in scalars() {
+            old.clear();
+            new.clear();
+            decomposing_fold_char(c, &mut old);
+            fold_char(c, &mut new);
+            assert_eq!(old, new, "U+{:04X}", c as u32);
+        }
+    }
 
     #[test]
     fn folds() {

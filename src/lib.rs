@@ -30,6 +30,7 @@ pub mod upstream;
 pub mod config;
 pub mod config_error;
 pub mod host;
+pub mod lowercase;
 pub mod mode;
 
 // The input guard (to join inspect/).

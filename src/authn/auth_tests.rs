@@ -811,6 +811,13 @@ fn config_errors_name_the_field_path() {
             "invalid type",
         ),
         ("not json".to_string(), "", "expected"),
+        // A struct is an object: serde_json would also read it as an array of its fields.
+        (
+            json!({"issuers": [{"name": "i", "issuer": ISS, "audiences": ["a"], "jwks": {"inline": all_jwks()}}], "token": ["authorization", "Bearer ", 8192]}).to_string(),
+            "token",
+            "invalid type: sequence, expected struct TokenSource",
+        ),
+        (base(json!(["i", ISS, ["a"]])), "issuers[0]", "invalid type: sequence, expected struct"),
         // Pretty-printed (positions on later lines), a missing field (reported on its
         // object), a key holding an escaped quote, a map key.
         (

@@ -20,7 +20,7 @@
 //! of its own.
 
 use crate::authn::jose::{JwkError, KeyCheck, KeySet};
-use crate::config::RemoteJwks;
+use crate::config::{maps_only, RemoteJwks};
 use crate::host::{SharedStore, StoreWrite};
 use serde::{Deserialize, Serialize};
 use std::rc::Rc;
@@ -155,7 +155,7 @@ impl RemoteKeys {
 
     fn read_meta(&self, store: &dyn SharedStore) -> (Meta, Option<u32>) {
         match store.get(&self.meta_key) {
-            Some((bytes, cas)) => (serde_json::from_slice(&bytes).unwrap_or_default(), Some(cas)),
+            Some((bytes, cas)) => (maps_only::from_slice(&bytes).unwrap_or_default(), Some(cas)),
             None => (Meta::default(), None),
         }
     }

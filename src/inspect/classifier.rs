@@ -8,6 +8,7 @@
 //! dispatches, holds the request and keeps a [`VerdictCache`] per policy and worker.
 
 use crate::config_error::ConfigError;
+use crate::lowercase;
 use crate::mode::Mode;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -203,7 +204,7 @@ impl ClassifierSpec {
             authority: c.authority.clone().unwrap_or_else(|| c.cluster.clone()),
             timeout_ms: c.timeout_ms,
             threshold,
-            labels: c.labels.iter().map(|l| l.to_lowercase()).collect(),
+            labels: c.labels.iter().map(|l| lowercase::to_lowercase(l)).collect(),
             model: c.model.clone(),
             on_error: c.on_error,
             mode: c.mode,
@@ -375,7 +376,7 @@ impl ClassifierSpec {
     }
 
     fn counts(&self, label: &str) -> bool {
-        let label = label.to_lowercase();
+        let label = lowercase::to_lowercase(label);
         self.labels.is_empty() || self.labels.contains(&label)
     }
 

@@ -14,6 +14,7 @@
 //! [`CredentialSpec::complete`] records the answer and releases the lease. A lease expires
 //! on its own (timeout + margin), so a lost call cannot wedge a key.
 
+use crate::config::maps_only;
 use crate::config_error::ConfigError;
 use crate::host::{SharedStore, StoreWrite};
 use serde::{Deserialize, Serialize};
@@ -271,7 +272,7 @@ impl Record {
 fn read(store: &dyn SharedStore, key: &CredentialKey) -> (Option<Record>, Option<u32>) {
     match store.get(&key.store_key) {
         // A record of another format (older filter) is no record; it is overwritten.
-        Some((bytes, cas)) => (serde_json::from_slice(&bytes).ok(), Some(cas)),
+        Some((bytes, cas)) => (maps_only::from_slice(&bytes).ok(), Some(cas)),
         None => (None, None),
     }
 }

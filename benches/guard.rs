@@ -1,6 +1,9 @@
 //! `make bench`: native cost of the input guard (check_body on a parsed body) for prompts of
 //! 1 MiB in several kinds of text, and for a typical small prompt. Prints figures; asserts
 //! nothing. Target: at most 10 ms of CPU for a 1 MiB prompt.
+//!
+//! For profiling: `GUARD_BENCH_ONLY=Chinese` runs only the rows whose name contains that text,
+//! `GUARD_BENCH_RUNS=1` sets the timed runs per row (default 20).
 
 use llm_warden::guard::Guard;
 use serde_json::{json, Map, Value};
@@ -28,7 +31,13 @@ fn chat(text: &str) -> Map<String, Value> {
 }
 
 fn measure(g: &Guard, name: &str, body: &Map<String, Value>, bytes: usize) {
-    let runs = 20;
+    if std::env::var("GUARD_BENCH_ONLY").is_ok_and(|only| !name.contains(only.as_str())) {
+        return;
+    }
+    let runs: usize = std::env::var("GUARD_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(20);
     let _ = black_box(g.check_body(black_box(body))); // warm-up (compiles the rules once)
     let mut best = f64::MAX;
     let mut total = 0.0;

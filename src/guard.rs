@@ -74,17 +74,41 @@ struct Pattern {
     gaps: Vec<usize>,
 }
 
+/// No such slot: a first group has no previous group, a last group keeps no end.
+const NO_SLOT: u32 = u32::MAX;
+
+/// What a hit of a literal does for one (pattern, view, group), resolved once at build time
+/// so the scan reads no pattern data.
+#[derive(Clone, Copy)]
+struct Target {
+    /// Slot holding the end of the previous group's latest match (NO_SLOT: first group).
+    prev: u32,
+    /// Slot this group's match end goes to (NO_SLOT: last group, the pattern matches).
+    slot: u32,
+    /// Characters allowed between the previous group's end and this hit.
+    gap: u32,
+    /// The pattern's family, as a bit.
+    family: u32,
+}
+
 /// Distinct anchor bytes, each compared once, with every (pattern, group, view) they serve.
 struct Literal {
     bytes: Vec<u8>,
+    /// The first 8 bytes (little endian, zero padded) and the mask of those that exist: most
+    /// comparisons are one load, one and, one compare.
+    head: u64,
+    mask: u64,
     whole_word: bool,
-    targets: Vec<(u32, u16, View)>,
+    /// Range of `Index::targets`.
+    targets: (u32, u32),
 }
 
 /// Every built-in rule, compiled once.
 struct Index {
-    patterns: Vec<Pattern>,
     anchors: Vec<Literal>,
+    targets: Vec<Target>,
+    /// Slots of the per-pattern, per-view, per-group match ends.
+    slots: usize,
     /// Anchors of 3 bytes or more by their first 3 bytes (plain, rot13) or last 3 (reversed),
     /// and shorter ones by their 2 bytes; sorted (key, anchor).
     starts: Table,
@@ -98,20 +122,24 @@ struct Index {
     exfil: Vec<Regex>,
 }
 
+/// Up to 8 bytes of `b` as a little-endian word, zero padded.
 #[inline(always)]
-fn key3(b: &[u8]) -> Option<u32> {
-    match b {
-        [a, b, c, ..] => Some(u32::from(*a) << 16 | u32::from(*b) << 8 | u32::from(*c)),
-        _ => None,
+fn load8(b: &[u8]) -> u64 {
+    if let Some(w) = b.get(..8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        return u64::from_le_bytes(w);
     }
+    b.iter().rev().fold(0u64, |w, &x| w << 8 | u64::from(x))
+}
+
+/// The key of the first 3 bytes of a word (see `load8`).
+#[inline(always)]
+fn key3(w: u64) -> u32 {
+    (w & 0xFF_FFFF) as u32
 }
 
 #[inline(always)]
-fn key2(b: &[u8]) -> Option<u32> {
-    match b {
-        [a, b, ..] => Some(u32::from(*a) << 8 | u32::from(*b)),
-        _ => None,
-    }
+fn key2(w: u64) -> u32 {
+    (w & 0xFFFF) as u32
 }
 
 #[inline(always)]
@@ -223,9 +251,61 @@ impl Index {
                 });
             }
         }
+        // Slots: per pattern, per view, per group (reversed text holds the groups in reverse
+        // order, so a reversed hit of group g is group n-1-g, preceded by the gap after g).
+        let views = 3;
+        let mut bases = Vec::with_capacity(patterns.len());
+        let mut slots = 0usize;
+        for p in &patterns {
+            bases.push(slots);
+            slots += p.gaps.len() * views;
+        }
+        let to_u32 = |x: usize| u32::try_from(x).map_err(|_| "too many slots".to_string());
+        let target = |a: &Anchor| -> Result<Target, String> {
+            let pat = patterns.get(a.pattern as usize).ok_or("pattern")?;
+            let base = *bases.get(a.pattern as usize).ok_or("pattern")?;
+            let n = pat.gaps.len();
+            let (g, gap) = if a.view == View::Reversed {
+                let g = n - 1 - usize::from(a.group).min(n - 1);
+                (g, pat.gaps.get(n - g).copied().unwrap_or(0))
+            } else {
+                (
+                    usize::from(a.group),
+                    pat.gaps.get(usize::from(a.group)).copied().unwrap_or(0),
+                )
+            };
+            let at = |g: usize| base + a.view as usize * n + g;
+            Ok(Target {
+                prev: if g == 0 { NO_SLOT } else { to_u32(at(g - 1))? },
+                slot: if g + 1 == n { NO_SLOT } else { to_u32(at(g))? },
+                gap: to_u32(gap)?,
+                family: 1u32 << pat.family,
+            })
+        };
+        let mut literals: Vec<(Vec<u8>, bool, Vec<Target>)> = Vec::new();
+        let mut seen: std::collections::HashMap<(Vec<u8>, bool, bool), usize> =
+            std::collections::HashMap::new();
+        let mut distinct: Vec<&Anchor> = Vec::new();
+        for a in &anchors {
+            let key = (a.bytes.clone(), a.whole_word, a.view == View::Reversed);
+            let t = target(a)?;
+            match seen.get(&key) {
+                Some(&li) => {
+                    if let Some(l) = literals.get_mut(li) {
+                        l.2.push(t);
+                    }
+                }
+                None => {
+                    seen.insert(key, literals.len());
+                    literals.push((a.bytes.clone(), a.whole_word, vec![t]));
+                    distinct.push(a);
+                }
+            }
+        }
         let mut index = Index {
-            patterns,
             anchors: Vec::new(),
+            targets: Vec::new(),
+            slots,
             starts: Table::default(),
             ends: Table::default(),
             short_starts: Table::default(),
@@ -238,47 +318,28 @@ impl Index {
                 .map(|r| Regex::new(r).map_err(|e| format!("built-in regex: {e}")))
                 .collect::<Result<_, _>>()?,
         };
-        let mut literals: Vec<Literal> = Vec::new();
-        let mut seen: std::collections::HashMap<(Vec<u8>, bool, bool), usize> =
-            std::collections::HashMap::new();
-        let mut distinct: Vec<&Anchor> = Vec::new();
-        for a in &anchors {
-            let key = (a.bytes.clone(), a.whole_word, a.view == View::Reversed);
-            match seen.get(&key) {
-                Some(&li) => {
-                    if let Some(l) = literals.get_mut(li) {
-                        l.targets.push((a.pattern, a.group, a.view));
-                    }
-                }
-                None => {
-                    seen.insert(key, literals.len());
-                    literals.push(Literal {
-                        bytes: a.bytes.clone(),
-                        whole_word: a.whole_word,
-                        targets: vec![(a.pattern, a.group, a.view)],
-                    });
-                    distinct.push(a);
-                }
-            }
-        }
         for (i, a) in distinct.iter().enumerate() {
             let ai = u32::try_from(i).map_err(|_| "too many anchors")?;
             match (a.view, a.bytes.as_slice()) {
                 (_, [p]) if !p.is_ascii_alphanumeric() => index.punct.push((*p, ai)),
                 (View::Reversed, b) => {
-                    let k =
-                        key3(b.get(b.len().saturating_sub(3)..).unwrap_or_default()).ok_or("short anchor")?;
+                    let k = key3(load8(b.get(b.len().saturating_sub(3)..).unwrap_or_default()));
+                    if b.len() < 3 {
+                        return Err("short anchor".into());
+                    }
                     filter_add(&mut index.end_filter[..], k, false);
                     index.ends.entries.push((k, ai));
                 }
                 (_, b) if b.len() >= 3 => {
-                    let k = key3(b).ok_or("short anchor")?;
+                    let k = key3(load8(b));
                     filter_add(&mut index.start_filter[..], k, false);
                     index.starts.entries.push((k, ai));
                 }
                 (_, b) => {
-                    let k = key2(b)
-                        .ok_or_else(|| format!("anchor {:?} is one byte", String::from_utf8_lossy(b)))?;
+                    if b.len() < 2 {
+                        return Err(format!("anchor {:?} is one byte", String::from_utf8_lossy(b)));
+                    }
+                    let k = key2(load8(b));
                     filter_add(&mut index.short_filter[..], k, true);
                     index.short_starts.entries.push((k, ai));
                 }
@@ -287,8 +348,25 @@ impl Index {
         index.starts.seal();
         index.ends.seal();
         index.short_starts.seal();
-        index.anchors = literals;
+        for (bytes, whole_word, targets) in literals {
+            let from = to_u32(index.targets.len())?;
+            index.targets.extend(targets);
+            let n = bytes.len().min(8);
+            index.anchors.push(Literal {
+                head: load8(&bytes),
+                mask: if n == 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 },
+                bytes,
+                whole_word,
+                targets: (from, to_u32(index.targets.len())?),
+            });
+        }
         Ok(index)
+    }
+
+    fn targets_of(&self, l: &Literal) -> &[Target] {
+        self.targets
+            .get(l.targets.0 as usize..l.targets.1 as usize)
+            .unwrap_or_default()
     }
 }
 
@@ -305,11 +383,20 @@ fn word_byte(b: u8) -> bool {
 
 /// Whether the character starting at `i` is part of a word: ASCII letters and digits, and
 /// non-ASCII letters, digits and marks ("¿", "«", "„" are not: "¿cuáles" starts a word at c).
+#[inline(always)]
 fn word_at(text: &[u8], i: usize) -> bool {
     let Some(&b) = text.get(i) else { return false };
     if b < 0x80 {
         return b.is_ascii_alphanumeric();
     }
+    // only these lead bytes start a character of `is_unicode_punct`
+    if !matches!(b, 0xC2 | 0xD8 | 0xE0 | 0xE2 | 0xE3 | 0xEF) {
+        return true;
+    }
+    non_ascii_word_at(text, i, b)
+}
+
+fn non_ascii_word_at(text: &[u8], i: usize, b: u8) -> bool {
     let (width, lead) = match b {
         0xC0..=0xDF => (2, b & 0x1F),
         0xE0..=0xEF => (3, b & 0x0F),
@@ -358,9 +445,6 @@ fn ceil_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
-/// A hit of one group of one pattern: (pattern, view, start, group, end).
-type Hit = (u32, View, usize, u16, usize);
-
 /// (key, literal) pairs grouped by a 12-bit hash of the key: a lookup reads one bucket.
 #[derive(Default)]
 struct Table {
@@ -381,6 +465,7 @@ impl Table {
             .map(|b| u32::try_from(entries.partition_point(|(k, _)| bucket(*k) < b)).unwrap_or(u32::MAX))
             .collect();
     }
+    #[inline(always)]
     fn get(&self, key: u32) -> &[(u32, u32)] {
         let b = bucket(key);
         let (Some(&from), Some(&to)) = (self.buckets.get(b), self.buckets.get(b + 1)) else {
@@ -390,20 +475,47 @@ impl Table {
     }
 }
 
-fn lookup(idx: &Index, table: &Table, key: u32, mut found: impl FnMut(&Literal)) {
-    for (k, ai) in table.get(key) {
-        if *k == key {
-            if let Some(a) = idx.anchors.get(*ai as usize) {
-                found(a);
+/// The matching state of one scan: per slot, the end of the latest match of a pattern's groups
+/// up to that one (usize::MAX: none yet), and the families found.
+struct Scan<'a> {
+    folded: &'a str,
+    enabled: u32,
+    found: u32,
+    best: Vec<usize>,
+}
+
+impl Scan<'_> {
+    /// A literal found from `s` to `e`: every (pattern, view, group) it serves moves on.
+    /// True once every enabled family is found.
+    #[inline(always)]
+    fn hit(&mut self, targets: &[Target], s: usize, e: usize) -> bool {
+        for t in targets {
+            if self.enabled & t.family == 0 || self.found & t.family != 0 {
+                continue;
+            }
+            if t.prev != NO_SLOT {
+                let Some(&pe) = self.best.get(t.prev as usize) else {
+                    continue;
+                };
+                if pe == usize::MAX || !gap_ok(self.folded, pe, s, t.gap as usize) {
+                    continue;
+                }
+            }
+            if t.slot == NO_SLOT {
+                self.found |= t.family;
+            } else if let Some(b) = self.best.get_mut(t.slot as usize) {
+                *b = e;
             }
         }
+        self.found & self.enabled == self.enabled
     }
 }
 
-/// Every anchor hit, in one linear pass over `text` (the leetspeak view of the folded text),
-/// handed to `on_hit` in text order; it returns true to stop.
-fn anchor_hits(idx: &Index, text: &[u8], folded: &[u8], mut on_hit: impl FnMut(Hit) -> bool) {
-    let mut stop = false;
+/// Every anchor hit, in one linear pass over `text` (the leetspeak view of the folded text), in
+/// text order (per view: forward anchors by start, reversed ones by end); stops once every
+/// enabled family is found.
+fn anchor_hits(idx: &Index, text: &[u8], scan: &mut Scan) {
+    let folded = scan.folded.as_bytes();
     let mut prev_word = false;
     // "DAN" ends a word before "です": an ASCII word next to another script ends there too
     let ends_word = |e: usize| {
@@ -414,13 +526,12 @@ fn anchor_hits(idx: &Index, text: &[u8], folded: &[u8], mut on_hit: impl FnMut(H
     };
     let mut cur_word = false;
     for (i, &c) in text.iter().enumerate() {
+        let mut stop = false;
         if let Some(f) = folded.get(i).filter(|f| matches!(f, b':' | b'?' | b'@')) {
             for (p, ai) in &idx.punct {
                 if p == f {
                     if let Some(a) = idx.anchors.get(*ai as usize) {
-                        for &(p, g, v) in &a.targets {
-                            stop |= on_hit((p, v, i, g, i + 1));
-                        }
+                        stop |= scan.hit(idx.targets_of(a), i, i + 1);
                     }
                 }
             }
@@ -436,43 +547,56 @@ fn anchor_hits(idx: &Index, text: &[u8], folded: &[u8], mut on_hit: impl FnMut(H
         cur_word = word;
         if word && !continuation && (!prev_word || unspaced_lead(c)) {
             let rest = text.get(i..).unwrap_or_default();
-            let mut push = |a: &Literal| {
-                let e = i + a.bytes.len();
-                if rest.starts_with(&a.bytes) && (!a.whole_word || ends_word(e)) {
-                    for &(p, g, v) in &a.targets {
-                        stop |= on_hit((p, v, i, g, e));
-                    }
+            let w = load8(rest);
+            let mut try_literal = |ai: u32| {
+                let Some(a) = idx.anchors.get(ai as usize) else {
+                    return;
+                };
+                let len = a.bytes.len();
+                if len <= rest.len()
+                    && w & a.mask == a.head
+                    && (len <= 8 || rest.get(8..len) == a.bytes.get(8..))
+                    && (!a.whole_word || ends_word(i + len))
+                {
+                    stop |= scan.hit(idx.targets_of(a), i, i + len);
                 }
             };
-            if let Some(k) = key3(rest) {
-                if filter_has(&idx.start_filter[..], k, false) {
-                    lookup(idx, &idx.starts, k, &mut push);
+            let k = key3(w);
+            if rest.len() >= 3 && filter_has(&idx.start_filter[..], k, false) {
+                for &(key, ai) in idx.starts.get(k) {
+                    if key == k {
+                        try_literal(ai);
+                    }
                 }
             }
-            if let Some(k) = key2(rest) {
-                if filter_has(&idx.short_filter[..], k, true) {
-                    lookup(idx, &idx.short_starts, k, &mut push);
+            let k = key2(w);
+            if rest.len() >= 2 && filter_has(&idx.short_filter[..], k, true) {
+                for &(key, ai) in idx.short_starts.get(k) {
+                    if key == k {
+                        try_literal(ai);
+                    }
                 }
             }
         }
         // reversed anchors end where a token ends
         let next_word = text.get(i + 1).is_some_and(|n| word_byte(*n));
         if c.is_ascii_alphanumeric() && !next_word && i >= 2 {
-            if let Some(k) = text.get(i - 2..=i).and_then(key3) {
-                if filter_has(&idx.end_filter[..], k, false) {
-                    let end = i + 1;
-                    lookup(idx, &idx.ends, k, |a| {
-                        let s = end.saturating_sub(a.bytes.len());
-                        let starts_word = s == 0 || !text.get(s - 1).is_some_and(|b| word_byte(*b));
-                        if end >= a.bytes.len()
-                            && text.get(s..end) == Some(a.bytes.as_slice())
-                            && (!a.whole_word || starts_word)
-                        {
-                            for &(p, g, v) in &a.targets {
-                                stop |= on_hit((p, v, s, g, end));
-                            }
-                        }
-                    });
+            let end = i + 1;
+            let k = key3(load8(text.get(i - 2..end).unwrap_or_default()));
+            if filter_has(&idx.end_filter[..], k, false) {
+                for &(key, ai) in idx.ends.get(k) {
+                    let Some(a) = idx.anchors.get(ai as usize) else {
+                        continue;
+                    };
+                    let len = a.bytes.len();
+                    if key != k || end < len {
+                        continue;
+                    }
+                    let s = end - len;
+                    let starts_word = s == 0 || !text.get(s - 1).is_some_and(|b| word_byte(*b));
+                    if text.get(s..end) == Some(a.bytes.as_slice()) && (!a.whole_word || starts_word) {
+                        stop |= scan.hit(idx.targets_of(a), s, end);
+                    }
                 }
             }
         }
@@ -515,55 +639,14 @@ fn builtin_hits(raw: &str, enabled: u32) -> u32 {
     };
     let folded = folded_stream(raw);
     let leet = deleet_bytes(&folded);
-    let mut found = 0u32;
-    // Matched in one pass: for each (pattern, view, group), the end of the latest match of the
-    // pattern's groups up to that one (usize::MAX: none yet).
-    let views = 3;
-    let offsets: Vec<usize> = idx
-        .patterns
-        .iter()
-        .scan(0usize, |acc, p| {
-            let at = *acc;
-            *acc += p.gaps.len() * views;
-            Some(at)
-        })
-        .collect();
-    let total = idx.patterns.iter().map(|p| p.gaps.len() * views).sum();
-    let mut best = vec![usize::MAX; total];
-    anchor_hits(idx, &leet, folded.as_bytes(), |(p, view, s, g, e)| {
-        let (Some(pat), Some(&base)) = (idx.patterns.get(p as usize), offsets.get(p as usize)) else {
-            return false;
-        };
-        let bit = 1u32 << pat.family;
-        if enabled & bit == 0 || found & bit != 0 {
-            return false;
-        }
-        let n = pat.gaps.len();
-        let v = view as usize;
-        // reversed text holds the groups in reverse order
-        let (g, gap) = if view == View::Reversed {
-            let g = n - 1 - usize::from(g).min(n - 1);
-            (g, pat.gaps.get(n - g).copied().unwrap_or(0))
-        } else {
-            (usize::from(g), pat.gaps.get(usize::from(g)).copied().unwrap_or(0))
-        };
-        let slot = |g: usize| base + v * n + g;
-        let matched = g == 0
-            || best
-                .get(slot(g - 1))
-                .is_some_and(|&pe| pe != usize::MAX && gap_ok(&folded, pe, s, gap));
-        if !matched {
-            return false;
-        }
-        if g + 1 == n {
-            found |= bit;
-            return found & enabled == enabled;
-        }
-        if let Some(b) = best.get_mut(slot(g)) {
-            *b = e;
-        }
-        false
-    });
+    let mut scan = Scan {
+        folded: &folded,
+        enabled,
+        found: 0,
+        best: vec![usize::MAX; idx.slots],
+    };
+    anchor_hits(idx, &leet, &mut scan);
+    let mut found = scan.found;
     if enabled & 1 << 4 != 0 && found & 1 << 4 == 0 && folded.contains("![") {
         let mut from = 0;
         while let Some(at) = folded.get(from..).and_then(|t| t.find("![")) {

@@ -425,7 +425,7 @@ fn is_unicode_punct(c: char) -> bool {
 /// Arabic (U+0600..U+06FF) and kana, CJK and Hangul (U+3000..U+DFFF): every character starts
 /// a token there.
 #[inline(always)]
-fn unspaced_lead(b: u8) -> bool {
+const fn unspaced_lead(b: u8) -> bool {
     matches!(b, 0xD8..=0xDB | 0xE3..=0xED)
 }
 
@@ -511,12 +511,46 @@ impl Scan<'_> {
     }
 }
 
+/// Byte classes of the scan (see `anchor_hits`).
+const ALNUM: u8 = 1; // an ASCII letter or digit
+const LEAD: u8 = 2; // the lead byte of a character that is always a word character
+const CHECK: u8 = 4; // a lead byte whose character may be punctuation: decoded
+const CONT: u8 = 8; // a continuation byte: part of the character before
+const UNSPACED: u8 = 16; // see `unspaced_lead`
+
+#[allow(clippy::indexing_slicing)] // compile time, i < 256: out of bounds cannot build
+const fn byte_classes() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = if b.is_ascii_alphanumeric() {
+            ALNUM
+        } else if b < 0x80 {
+            0
+        } else if b < 0xC0 {
+            CONT
+        } else if matches!(b, 0xC2 | 0xD8 | 0xE0 | 0xE2 | 0xE3 | 0xEF) {
+            CHECK
+        } else {
+            LEAD
+        } | if unspaced_lead(b) { UNSPACED } else { 0 };
+        i += 1;
+    }
+    t
+}
+static BYTE_CLASS: [u8; 256] = byte_classes();
+
+#[inline(always)]
+fn class(b: u8) -> u8 {
+    BYTE_CLASS.get(usize::from(b)).copied().unwrap_or(0)
+}
+
 /// Every anchor hit, in one linear pass over `text` (the leetspeak view of the folded text), in
 /// text order (per view: forward anchors by start, reversed ones by end); stops once every
 /// enabled family is found.
 fn anchor_hits(idx: &Index, text: &[u8], scan: &mut Scan) {
     let folded = scan.folded.as_bytes();
-    let mut prev_word = false;
     // "DAN" ends a word before "です": an ASCII word next to another script ends there too
     let ends_word = |e: usize| {
         let last_ascii = e > 0 && text.get(e - 1).is_some_and(u8::is_ascii);
@@ -524,28 +558,28 @@ fn anchor_hits(idx: &Index, text: &[u8], scan: &mut Scan) {
             .get(e)
             .is_some_and(|b| b.is_ascii_alphanumeric() || (*b >= 0x80 && !last_ascii && word_at(text, e)))
     };
-    let mut cur_word = false;
-    for (i, &c) in text.iter().enumerate() {
+    let mut prev_word = false;
+    for (i, (&c, &f)) in text.iter().zip(folded).enumerate() {
         let mut stop = false;
-        if let Some(f) = folded.get(i).filter(|f| matches!(f, b':' | b'?' | b'@')) {
+        if (b':'..=b'@').contains(&f) && matches!(f, b':' | b'?' | b'@') {
             for (p, ai) in &idx.punct {
-                if p == f {
+                if *p == f {
                     if let Some(a) = idx.anchors.get(*ai as usize) {
                         stop |= scan.hit(idx.targets_of(a), i, i + 1);
                     }
                 }
             }
         }
-        let continuation = (0x80..0xC0).contains(&c);
-        let word = if c < 0x80 {
-            c.is_ascii_alphanumeric()
-        } else if continuation {
-            cur_word
+        let cls = class(c);
+        // a continuation byte is what its character is
+        let word = if cls & (CONT | CHECK) == 0 {
+            cls != 0
+        } else if cls & CONT != 0 {
+            prev_word
         } else {
             word_at(text, i)
         };
-        cur_word = word;
-        if word && !continuation && (!prev_word || unspaced_lead(c)) {
+        if word && cls & CONT == 0 && (!prev_word || cls & UNSPACED != 0) {
             let rest = text.get(i..).unwrap_or_default();
             let w = load8(rest);
             let mut try_literal = |ai: u32| {
@@ -579,8 +613,7 @@ fn anchor_hits(idx: &Index, text: &[u8], scan: &mut Scan) {
             }
         }
         // reversed anchors end where a token ends
-        let next_word = text.get(i + 1).is_some_and(|n| word_byte(*n));
-        if c.is_ascii_alphanumeric() && !next_word && i >= 2 {
+        if cls & ALNUM != 0 && i >= 2 && !text.get(i + 1).is_some_and(|n| word_byte(*n)) {
             let end = i + 1;
             let k = key3(load8(text.get(i - 2..end).unwrap_or_default()));
             if filter_has(&idx.end_filter[..], k, false) {

@@ -655,6 +655,15 @@ fn gap_ok(folded: &str, from: usize, to: usize, gap: usize) -> bool {
     let Some(between) = folded.get(from..to) else {
         return false;
     };
+    // ASCII (the usual case): one byte per character, so the length decides before any scan
+    let bytes = between.as_bytes();
+    if bytes.len() <= gap + 1 {
+        if bytes.is_ascii() {
+            return !bytes.iter().any(|b| matches!(b, b'.' | b'!' | b'?'));
+        }
+    } else if bytes.is_ascii() {
+        return false;
+    }
     let mut n = 0;
     for c in between.chars() {
         if terminator(c) {

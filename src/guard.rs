@@ -19,6 +19,7 @@ use crate::guard_rules::{ENTRIES, EXFIL_REGEXES, FAMILIES};
 use crate::guard_text::{body_text, decodings, MAX_DECODED_TOTAL};
 use regex_lite::Regex;
 use serde_json::Value;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::OnceLock;
 
 pub use crate::guard_fold::normalize;
@@ -713,7 +714,7 @@ fn builtin_hits(raw: &str, enabled: u32) -> u32 {
 /// The folded text of `raw` followed by the folded texts decoded from it.
 fn folded_stream(raw: &str) -> String {
     let mut folded = String::with_capacity(raw.len() + 16);
-    fold_into(raw, &mut folded);
+    fold_fast(raw, &mut folded);
     let mut budget = MAX_DECODED_TOTAL;
     let mut layer = decodings(raw, &mut budget);
     for _ in 0..DECODE_DEPTH {
@@ -721,7 +722,7 @@ fn folded_stream(raw: &str) -> String {
         for d in &layer {
             // a hard stop between independent texts: patterns never cross '.'
             folded.push_str(" . ");
-            fold_into(d, &mut folded);
+            fold_fast(d, &mut folded);
             if budget > 0 {
                 next.extend(decodings(d, &mut budget));
             }
@@ -729,6 +730,260 @@ fn folded_stream(raw: &str) -> String {
         layer = next;
     }
     folded
+}
+
+/// What guard_fold makes of one character, cached (see `fold_fast`): up to 7 bytes (little
+/// endian) with their count in the top byte, or one of these kinds there.
+type Folded = u64;
+/// Dropped; the whitespace state is left as it was.
+const INVISIBLE: u64 = 0xF0;
+/// Whitespace or a control: one space, collapsed with its neighbours.
+const SPACE: u64 = 0xF1;
+/// Longer results, and characters outside the cache: folded each time.
+const SLOW: u64 = 0xF2;
+
+#[inline(always)]
+fn kind(f: Folded) -> u64 {
+    f >> 56
+}
+
+/// `fold_into`'s result per character, computed once per process by `fold_into` itself: ASCII,
+/// the two-byte range (Latin, Greek, Cyrillic, Armenian, Hebrew, Arabic), CJK punctuation and
+/// the fullwidth and halfwidth forms.
+struct FoldCache {
+    ascii: [u8; 128],
+    /// `ascii` is what `fold_ascii8` computes: whole blocks of ASCII can take that path.
+    swar: bool,
+    chars: Vec<Folded>,
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = ONES * 0x80;
+
+/// Eight ASCII bytes folded at once (upper case to lower, whitespace and controls to a space),
+/// unless a byte is not ASCII or a space would collapse (two in a row, or one after `space`).
+#[inline(always)]
+fn fold_ascii8(w: u64, space: bool) -> Option<u64> {
+    if w & HIGH != 0 {
+        return None;
+    }
+    // per byte, all below 0x80: adding up to 0x80 never carries into the next byte
+    let upper = (w + ONES * 0x3F) & !(w + ONES * 0x25) & HIGH; // 'A'..='Z'
+    let blank = (!(w + ONES * 0x5F) | (w + ONES)) & HIGH; // ..=0x20 or 0x7F
+    if blank & (blank << 8) != 0 || (space && blank & 0x80 != 0) {
+        return None;
+    }
+    let lower = w + (upper >> 2);
+    let mask = (blank >> 7) * 0xFF;
+    Some((lower & !mask) | ((ONES * 0x20) & mask))
+}
+
+const FOLD_SLOTS: usize = 0x780 + 0x40 + 0xF0;
+
+#[inline(always)]
+fn fold_slot(cp: u32) -> Option<usize> {
+    let cp = cp as usize;
+    match cp {
+        0x80..=0x7FF => Some(cp - 0x80),
+        0x3000..=0x303F => Some(cp - 0x3000 + 0x780),
+        0xFF00..=0xFFEF => Some(cp - 0xFF00 + 0x7C0),
+        _ => None,
+    }
+}
+
+/// One character through guard_fold, after a letter (so no whitespace state is in play); a
+/// `SLOW` result is left in `scratch` after that letter.
+fn probe_fold(c: char, scratch: &mut String) -> Folded {
+    if crate::guard_fold::invisible(c) {
+        return INVISIBLE << 56;
+    }
+    if c.is_whitespace() || c.is_control() {
+        return SPACE << 56;
+    }
+    scratch.clear();
+    scratch.push('x');
+    fold_into(c.encode_utf8(&mut [0u8; 4]), scratch);
+    match scratch.as_bytes().get(1..) {
+        Some(out) if out.len() <= 7 => {
+            out.iter().rev().fold(0u64, |w, &b| w << 8 | u64::from(b)) | (out.len() as u64) << 56
+        }
+        _ => SLOW << 56,
+    }
+}
+
+fn fold_cache() -> &'static FoldCache {
+    static CACHE: OnceLock<FoldCache> = OnceLock::new();
+    CACHE.get_or_init(|| {
+        let mut scratch = String::new();
+        let mut ascii = [b' '; 128];
+        for (b, slot) in (0u8..128).zip(ascii.iter_mut()) {
+            // a single byte (a space for whitespace and controls), or the fold changed shape
+            // and every ASCII byte takes the slow path
+            let f = probe_fold(char::from(b), &mut scratch);
+            *slot = match kind(f) {
+                SPACE => b' ',
+                1 if f & 0x80 == 0 => f as u8,
+                _ => 0,
+            };
+        }
+        let mut chars = vec![SLOW << 56; FOLD_SLOTS];
+        for cp in (0x80..0x800).chain(0x3000..0x3040).chain(0xFF00..0xFFF0) {
+            if let (Some(slot), Some(c)) = (fold_slot(cp).and_then(|s| chars.get_mut(s)), char::from_u32(cp))
+            {
+                *slot = probe_fold(c, &mut scratch);
+            }
+        }
+        let swar = (0u8..128).zip(ascii).all(|(b, f)| {
+            fold_ascii8(u64::from(b) | ((ONES * u64::from(b'x')) << 8), false)
+                .is_some_and(|w| w & 0xFF == u64::from(f))
+        });
+        FoldCache { ascii, swar, chars }
+    })
+}
+
+/// Three-byte characters (outside the cache) that fold to themselves, learnt as they are met:
+/// per code point below U+10000, a bit "known" and a bit "folds to itself".
+static FOLD_KNOWN: [AtomicU32; 2048] = [const { AtomicU32::new(0) }; 2048];
+static FOLD_SAME: [AtomicU32; 2048] = [const { AtomicU32::new(0) }; 2048];
+
+/// Whether a three-byte character (`same`: its bytes as a `Folded`) folds to itself (Han,
+/// kana, Hangul, Devanagari...).
+#[inline(always)]
+fn folds_to_itself(cp: u32, same: Folded) -> bool {
+    let (word, bit) = ((cp >> 5) as usize, 1u32 << (cp & 31));
+    let (Some(known), Some(is)) = (FOLD_KNOWN.get(word), FOLD_SAME.get(word)) else {
+        return false;
+    };
+    if known.load(Relaxed) & bit != 0 {
+        return is.load(Relaxed) & bit != 0;
+    }
+    let mut scratch = String::new();
+    let folds_same = char::from_u32(cp).is_some_and(|c| probe_fold(c, &mut scratch) == same);
+    if folds_same {
+        is.fetch_or(bit, Relaxed);
+    }
+    known.fetch_or(bit, Relaxed);
+    folds_same
+}
+
+/// Exactly `guard_fold::fold_into(text, out)`, faster: each character's fold comes from a cache
+/// filled by `fold_into` itself, and only the whitespace collapsing is done here (as there:
+/// invisible characters leave it untouched, whitespace and controls give one space, anything
+/// else ends a space run). Characters outside the cache go through `fold_into` one at a time.
+fn fold_fast(text: &str, out: &mut String) {
+    let cache = fold_cache();
+    if cache.ascii.contains(&0) {
+        // the fold changed shape: the cache cannot describe it
+        fold_into(text, out);
+        return;
+    }
+    let mut buf = std::mem::take(out).into_bytes();
+    let mut space = buf.last().is_none_or(|b| *b == b' ');
+    let bytes = text.as_bytes();
+    // written in place: `n` bytes are the output, the rest is room for 8-byte stores
+    let mut n = buf.len();
+    let room = |buf: &mut Vec<u8>, n: usize, left: usize| buf.resize(n + left + 16, 0);
+    if buf.is_empty() {
+        buf = vec![0u8; bytes.len() + 16]; // zeroed by the allocator
+    } else {
+        room(&mut buf, n, bytes.len());
+    }
+    let store = |buf: &mut Vec<u8>, n: usize, f: u64| {
+        if let Some(dst) = buf.get_mut(n..n + 8) {
+            dst.copy_from_slice(&f.to_le_bytes());
+        }
+    };
+    let mut scratch = String::new();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let w = load8(bytes.get(i..).unwrap_or_default());
+        if b < 0x80 {
+            if let Some(f) = fold_ascii8(w, space).filter(|_| cache.swar && bytes.len() - i >= 8) {
+                store(&mut buf, n, f);
+                n += 8;
+                space = f >> 56 == 0x20;
+                i += 8;
+                continue;
+            }
+            let f = cache.ascii.get(usize::from(b)).copied().unwrap_or(b' ');
+            let is_space = f == b' ';
+            if let Some(dst) = buf.get_mut(n) {
+                *dst = f;
+            }
+            n += usize::from(!(is_space && space));
+            space = is_space;
+            i += 1;
+            continue;
+        }
+        // room for what is left if it were all ASCII, plus one store
+        if buf.len() < n + (bytes.len() - i) + 16 {
+            room(&mut buf, n, bytes.len() - i);
+        }
+        let (width, folded) = if b < 0xE0 {
+            let cp = (w & 0x1F) << 6 | (w >> 8 & 0x3F);
+            let f = fold_slot(cp as u32).and_then(|s| cache.chars.get(s)).copied();
+            (2, f.unwrap_or(SLOW << 56))
+        } else if b < 0xF0 {
+            let cp = ((w & 0x0F) << 12 | (w >> 8 & 0x3F) << 6 | (w >> 16 & 0x3F)) as u32;
+            let same = w & 0xFF_FFFF | 3 << 56;
+            let f = match fold_slot(cp).and_then(|s| cache.chars.get(s)) {
+                Some(f) => *f,
+                None if folds_to_itself(cp, same) => same,
+                None => SLOW << 56,
+            };
+            (3, f)
+        } else {
+            (4, SLOW << 56)
+        };
+        match kind(folded) {
+            INVISIBLE => {}
+            SPACE => {
+                if let Some(dst) = buf.get_mut(n) {
+                    *dst = b' ';
+                }
+                n += usize::from(!space);
+                space = true;
+            }
+            SLOW => {
+                let Some(c) = text.get(i..).and_then(|t| t.chars().next()) else {
+                    break;
+                };
+                match probe_fold(c, &mut scratch) {
+                    f if kind(f) == SLOW => {
+                        // a long result, left in scratch after one letter
+                        buf.truncate(n);
+                        buf.extend_from_slice(scratch.as_bytes().get(1..).unwrap_or_default());
+                        n = buf.len();
+                        room(&mut buf, n, bytes.len() - i);
+                        space = false;
+                    }
+                    f if kind(f) == INVISIBLE => {}
+                    f if kind(f) == SPACE => {
+                        if let Some(dst) = buf.get_mut(n) {
+                            *dst = b' ';
+                        }
+                        n += usize::from(!space);
+                        space = true;
+                    }
+                    f => {
+                        store(&mut buf, n, f);
+                        n += kind(f) as usize;
+                        space = false;
+                    }
+                }
+                i += c.len_utf8();
+                continue;
+            }
+            len => {
+                store(&mut buf, n, folded);
+                n += len as usize;
+                space = false;
+            }
+        }
+        i += width;
+    }
+    buf.truncate(n);
+    *out = String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
 }
 
 #[derive(Debug, Clone)]
@@ -1143,6 +1398,70 @@ mod tests {
         if let Ok(t) = std::env::var("GUARD_PROBE") {
             println!("folded: {}", folded_stream(&t));
             println!("rule: {:?}", guard().check_text(&t));
+        }
+    }
+
+    /// `fold_fast` is `fold_into`: every character below U+30000 and the ends of the planes,
+    /// alone and between letters, spaces and invisible characters, after every kind of prefix.
+    #[test]
+    fn fold_fast_is_fold_into() {
+        let chars: Vec<char> = (0..0x30000u32)
+            .chain(0xE0000..0xE0100)
+            .chain(0xFFF00..0x10FFFF)
+            .filter_map(char::from_u32)
+            .collect();
+        let check = |text: &str, prefix: &str| {
+            let (mut slow, mut fast) = (prefix.to_string(), prefix.to_string());
+            fold_into(text, &mut slow);
+            fold_fast(text, &mut fast);
+            assert_eq!(fast, slow, "{text:?} after {prefix:?}");
+        };
+        for chunk in chars.chunks(61) {
+            let run: String = chunk.iter().collect();
+            for prefix in ["", "a", " ", "\u{301}"] {
+                check(&run, prefix);
+            }
+            let spaced: String = chunk
+                .iter()
+                .flat_map(|c| [*c, ' ', '\u{200B}', ' ', 'x'])
+                .collect();
+            check(&spaced, " ");
+            let doubled: String = chunk.iter().flat_map(|c| [' ', *c, *c, '\t']).collect();
+            check(&doubled, "b");
+        }
+        // characters that fold longer than they are, then ASCII: the output outgrows the input
+        let longer: String = chars
+            .iter()
+            .filter(|c| {
+                let mut f = String::from("x");
+                fold_into(c.encode_utf8(&mut [0; 4]), &mut f);
+                f.len() > 1 + c.len_utf8() && f.len() <= 9 // not the long ones (handled apart)
+            })
+            .flat_map(|c| std::iter::repeat_n(*c, 3))
+            .chain("z".repeat(5000).chars())
+            .collect();
+        check(&longer, "");
+        // ASCII in blocks of eight: spaces, controls and capitals at every offset
+        assert!(fold_cache().swar);
+        let alphabet = b"aZ \t\n.\x7f\x01@[`{";
+        let mut seed = 7u32;
+        for len in 0..2000 {
+            let text: String = (0..len % 41)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    char::from(alphabet[(seed >> 16) as usize % alphabet.len()])
+                })
+                .collect();
+            for prefix in ["", " ", "a"] {
+                check(&text, prefix);
+            }
+        }
+        for (text, prefix) in [
+            ("  a\u{301} \u{301}  b  ", ""),
+            ("\u{200B} \u{200B}x", " "),
+            ("", "x "),
+        ] {
+            check(text, prefix);
         }
     }
 

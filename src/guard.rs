@@ -95,10 +95,10 @@ struct Target {
 /// Distinct anchor bytes, each compared once, with every (pattern, group, view) they serve.
 struct Literal {
     bytes: Vec<u8>,
-    /// The first 8 bytes (little endian, zero padded) and the mask of those that exist: most
-    /// comparisons are one load, one and, one compare.
-    head: u64,
-    mask: u64,
+    /// Bytes 8..16 (little endian, zero padded) and the mask of those that exist; the first 8
+    /// are in the tables (`Table::heads`): most comparisons are one load, and, compare.
+    head2: u64,
+    mask2: u64,
     whole_word: bool,
     /// Range of `Index::targets`.
     targets: (u32, u32),
@@ -349,13 +349,25 @@ impl Index {
         index.starts.seal();
         index.ends.seal();
         index.short_starts.seal();
+        for table in [&mut index.starts, &mut index.short_starts] {
+            table.heads = table
+                .entries
+                .iter()
+                .map(|(_, ai)| {
+                    literals.get(*ai as usize).map_or((0, u64::MAX), |(b, _, _)| {
+                        let n = b.len().min(8);
+                        (load8(b), if n == 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 })
+                    })
+                })
+                .collect();
+        }
         for (bytes, whole_word, targets) in literals {
             let from = to_u32(index.targets.len())?;
             index.targets.extend(targets);
-            let n = bytes.len().min(8);
+            let mask_of = |n: usize| if n >= 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 };
             index.anchors.push(Literal {
-                head: load8(&bytes),
-                mask: if n == 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 },
+                head2: load8(bytes.get(8..).unwrap_or_default()),
+                mask2: mask_of(bytes.len().saturating_sub(8)),
                 bytes,
                 whole_word,
                 targets: (from, to_u32(index.targets.len())?),
@@ -446,10 +458,16 @@ fn ceil_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
+/// A literal's first 8 bytes and their mask.
+type Head = (u64, u64);
+
 /// (key, literal) pairs grouped by a 12-bit hash of the key: a lookup reads one bucket.
 #[derive(Default)]
 struct Table {
     entries: Vec<(u32, u32)>,
+    /// Per entry of a table of forward anchors, its literal's first 8 bytes and their mask
+    /// (see `Literal`), so most entries are rejected where they are read.
+    heads: Vec<Head>,
     buckets: Vec<u32>,
 }
 
@@ -473,6 +491,20 @@ impl Table {
             return &[];
         };
         self.entries.get(from as usize..to as usize).unwrap_or_default()
+    }
+
+    /// `get` with the entries' heads.
+    #[inline(always)]
+    fn get_with_heads(&self, key: u32) -> (&[(u32, u32)], &[Head]) {
+        let b = bucket(key);
+        let (Some(&from), Some(&to)) = (self.buckets.get(b), self.buckets.get(b + 1)) else {
+            return (&[], &[]);
+        };
+        let range = from as usize..to as usize;
+        (
+            self.entries.get(range.clone()).unwrap_or_default(),
+            self.heads.get(range).unwrap_or_default(),
+        )
     }
 }
 
@@ -587,10 +619,12 @@ fn anchor_hits(idx: &Index, text: &[u8], scan: &mut Scan) {
                 let Some(a) = idx.anchors.get(ai as usize) else {
                     return;
                 };
+                // the first 8 bytes matched where the entry was read
                 let len = a.bytes.len();
                 if len <= rest.len()
-                    && w & a.mask == a.head
-                    && (len <= 8 || rest.get(8..len) == a.bytes.get(8..))
+                    && (len <= 8
+                        || (load8(rest.get(8..).unwrap_or_default()) & a.mask2 == a.head2
+                            && (len <= 16 || rest.get(16..len) == a.bytes.get(16..))))
                     && (!a.whole_word || ends_word(i + len))
                 {
                     stop |= scan.hit(idx.targets_of(a), i, i + len);
@@ -598,16 +632,18 @@ fn anchor_hits(idx: &Index, text: &[u8], scan: &mut Scan) {
             };
             let k = key3(w);
             if rest.len() >= 3 && filter_has(&idx.start_filter[..], k, false) {
-                for &(key, ai) in idx.starts.get(k) {
-                    if key == k {
+                let (entries, heads) = idx.starts.get_with_heads(k);
+                for (&(key, ai), &(head, mask)) in entries.iter().zip(heads) {
+                    if key == k && w & mask == head {
                         try_literal(ai);
                     }
                 }
             }
             let k = key2(w);
             if rest.len() >= 2 && filter_has(&idx.short_filter[..], k, true) {
-                for &(key, ai) in idx.short_starts.get(k) {
-                    if key == k {
+                let (entries, heads) = idx.short_starts.get_with_heads(k);
+                for (&(key, ai), &(head, mask)) in entries.iter().zip(heads) {
+                    if key == k && w & mask == head {
                         try_literal(ai);
                     }
                 }

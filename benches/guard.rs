@@ -125,6 +125,14 @@ fn main() {
     let spaced = repeat_to("t h e   r e p o r t   s h o w s   g r o w t h ", MIB);
     measure(&g, "1 MiB spaced-out letters", &chat(&spaced), spaced.len());
 
+    let emoji = repeat_to("Great job 🎉🚀 on the launch 👍😀, see 𝐭𝐡𝐞 𝐫𝐞𝐩𝐨𝐫𝐭 ✅ ", MIB);
+    measure(
+        &g,
+        "1 MiB emoji and math letters (4-byte)",
+        &chat(&emoji),
+        emoji.len(),
+    );
+
     let small = repeat_to(prose, 2048);
     measure(&g, "2 KiB English prompt", &chat(&small), small.len());
 }

@@ -815,6 +815,8 @@ fn fold_ascii8(w: u64, space: bool) -> Option<u64> {
 }
 
 const FOLD_SLOTS: usize = 0x780 + 0x40 + 0xF0;
+/// Characters outside the cache remembered per text (see `fold_fast`).
+const MET_SLOTS: usize = 256;
 
 #[inline(always)]
 fn fold_slot(cp: u32) -> Option<usize> {
@@ -930,6 +932,7 @@ fn fold_fast(text: &str, out: &mut String) {
         }
     };
     let mut scratch = String::new();
+    let mut met: Vec<(u32, Folded)> = Vec::new();
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         let w = load8(bytes.get(i..).unwrap_or_default());
@@ -984,7 +987,22 @@ fn fold_fast(text: &str, out: &mut String) {
                 let Some(c) = text.get(i..).and_then(|t| t.chars().next()) else {
                     break;
                 };
-                match probe_fold(c, &mut scratch) {
+                // characters met in this text (emoji, math letters, quotes), by code point
+                if met.is_empty() {
+                    met = vec![(u32::MAX, 0); MET_SLOTS];
+                }
+                let at = (c as u32 ^ (c as u32) >> 8) as usize % MET_SLOTS;
+                let f = match met.get(at) {
+                    Some(&(cp, f)) if cp == c as u32 => f,
+                    _ => {
+                        let f = probe_fold(c, &mut scratch);
+                        if let (Some(slot), false) = (met.get_mut(at), kind(f) == SLOW) {
+                            *slot = (c as u32, f);
+                        }
+                        f
+                    }
+                };
+                match f {
                     f if kind(f) == SLOW => {
                         // a long result, left in scratch after one letter
                         buf.truncate(n);

@@ -1,6 +1,9 @@
 //! `make bench`: native cost of the input guard (check_body on a parsed body) for prompts of
 //! 1 MiB in several kinds of text, and for a typical small prompt. Prints figures; asserts
 //! nothing. Target: at most 10 ms of CPU for a 1 MiB prompt.
+//!
+//! For profiling: `GUARD_BENCH_ONLY=Chinese` runs only the rows whose name contains that text,
+//! `GUARD_BENCH_RUNS=1` sets the timed runs per row (default 20).
 
 use llm_warden::guard::Guard;
 use serde_json::{json, Map, Value};
@@ -28,7 +31,13 @@ fn chat(text: &str) -> Map<String, Value> {
 }
 
 fn measure(g: &Guard, name: &str, body: &Map<String, Value>, bytes: usize) {
-    let runs = 20;
+    if std::env::var("GUARD_BENCH_ONLY").is_ok_and(|only| !name.contains(only.as_str())) {
+        return;
+    }
+    let runs: usize = std::env::var("GUARD_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(20);
     let _ = black_box(g.check_body(black_box(body))); // warm-up (compiles the rules once)
     let mut best = f64::MAX;
     let mut total = 0.0;
@@ -115,6 +124,14 @@ fn main() {
 
     let spaced = repeat_to("t h e   r e p o r t   s h o w s   g r o w t h ", MIB);
     measure(&g, "1 MiB spaced-out letters", &chat(&spaced), spaced.len());
+
+    let emoji = repeat_to("Great job 🎉🚀 on the launch 👍😀, see 𝐭𝐡𝐞 𝐫𝐞𝐩𝐨𝐫𝐭 ✅ ", MIB);
+    measure(
+        &g,
+        "1 MiB emoji and math letters (4-byte)",
+        &chat(&emoji),
+        emoji.len(),
+    );
 
     let small = repeat_to(prose, 2048);
     measure(&g, "2 KiB English prompt", &chat(&small), small.len());

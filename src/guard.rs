@@ -19,6 +19,7 @@ use crate::guard_rules::{ENTRIES, EXFIL_REGEXES, FAMILIES};
 use crate::guard_text::{body_text, decodings, MAX_DECODED_TOTAL};
 use regex_lite::Regex;
 use serde_json::Value;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::OnceLock;
 
 pub use crate::guard_fold::normalize;
@@ -74,17 +75,41 @@ struct Pattern {
     gaps: Vec<usize>,
 }
 
+/// No such slot: a first group has no previous group, a last group keeps no end.
+const NO_SLOT: u32 = u32::MAX;
+
+/// What a hit of a literal does for one (pattern, view, group), resolved once at build time
+/// so the scan reads no pattern data.
+#[derive(Clone, Copy)]
+struct Target {
+    /// Slot holding the end of the previous group's latest match (NO_SLOT: first group).
+    prev: u32,
+    /// Slot this group's match end goes to (NO_SLOT: last group, the pattern matches).
+    slot: u32,
+    /// Characters allowed between the previous group's end and this hit.
+    gap: u32,
+    /// The pattern's family, as a bit.
+    family: u32,
+}
+
 /// Distinct anchor bytes, each compared once, with every (pattern, group, view) they serve.
 struct Literal {
     bytes: Vec<u8>,
+    /// Bytes 8..16 (little endian, zero padded) and the mask of those that exist; the first 8
+    /// are in the tables (`Table::heads`): most comparisons are one load, and, compare.
+    head2: u64,
+    mask2: u64,
     whole_word: bool,
-    targets: Vec<(u32, u16, View)>,
+    /// Range of `Index::targets`.
+    targets: (u32, u32),
 }
 
 /// Every built-in rule, compiled once.
 struct Index {
-    patterns: Vec<Pattern>,
     anchors: Vec<Literal>,
+    targets: Vec<Target>,
+    /// Slots of the per-pattern, per-view, per-group match ends.
+    slots: usize,
     /// Anchors of 3 bytes or more by their first 3 bytes (plain, rot13) or last 3 (reversed),
     /// and shorter ones by their 2 bytes; sorted (key, anchor).
     starts: Table,
@@ -98,20 +123,24 @@ struct Index {
     exfil: Vec<Regex>,
 }
 
+/// Up to 8 bytes of `b` as a little-endian word, zero padded.
 #[inline(always)]
-fn key3(b: &[u8]) -> Option<u32> {
-    match b {
-        [a, b, c, ..] => Some(u32::from(*a) << 16 | u32::from(*b) << 8 | u32::from(*c)),
-        _ => None,
+fn load8(b: &[u8]) -> u64 {
+    if let Some(w) = b.get(..8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        return u64::from_le_bytes(w);
     }
+    b.iter().rev().fold(0u64, |w, &x| w << 8 | u64::from(x))
+}
+
+/// The key of the first 3 bytes of a word (see `load8`).
+#[inline(always)]
+fn key3(w: u64) -> u32 {
+    (w & 0xFF_FFFF) as u32
 }
 
 #[inline(always)]
-fn key2(b: &[u8]) -> Option<u32> {
-    match b {
-        [a, b, ..] => Some(u32::from(*a) << 8 | u32::from(*b)),
-        _ => None,
-    }
+fn key2(w: u64) -> u32 {
+    (w & 0xFFFF) as u32
 }
 
 #[inline(always)]
@@ -223,9 +252,61 @@ impl Index {
                 });
             }
         }
+        // Slots: per pattern, per view, per group (reversed text holds the groups in reverse
+        // order, so a reversed hit of group g is group n-1-g, preceded by the gap after g).
+        let views = 3;
+        let mut bases = Vec::with_capacity(patterns.len());
+        let mut slots = 0usize;
+        for p in &patterns {
+            bases.push(slots);
+            slots += p.gaps.len() * views;
+        }
+        let to_u32 = |x: usize| u32::try_from(x).map_err(|_| "too many slots".to_string());
+        let target = |a: &Anchor| -> Result<Target, String> {
+            let pat = patterns.get(a.pattern as usize).ok_or("pattern")?;
+            let base = *bases.get(a.pattern as usize).ok_or("pattern")?;
+            let n = pat.gaps.len();
+            let (g, gap) = if a.view == View::Reversed {
+                let g = n - 1 - usize::from(a.group).min(n - 1);
+                (g, pat.gaps.get(n - g).copied().unwrap_or(0))
+            } else {
+                (
+                    usize::from(a.group),
+                    pat.gaps.get(usize::from(a.group)).copied().unwrap_or(0),
+                )
+            };
+            let at = |g: usize| base + a.view as usize * n + g;
+            Ok(Target {
+                prev: if g == 0 { NO_SLOT } else { to_u32(at(g - 1))? },
+                slot: if g + 1 == n { NO_SLOT } else { to_u32(at(g))? },
+                gap: to_u32(gap)?,
+                family: 1u32 << pat.family,
+            })
+        };
+        let mut literals: Vec<(Vec<u8>, bool, Vec<Target>)> = Vec::new();
+        let mut seen: std::collections::HashMap<(Vec<u8>, bool, bool), usize> =
+            std::collections::HashMap::new();
+        let mut distinct: Vec<&Anchor> = Vec::new();
+        for a in &anchors {
+            let key = (a.bytes.clone(), a.whole_word, a.view == View::Reversed);
+            let t = target(a)?;
+            match seen.get(&key) {
+                Some(&li) => {
+                    if let Some(l) = literals.get_mut(li) {
+                        l.2.push(t);
+                    }
+                }
+                None => {
+                    seen.insert(key, literals.len());
+                    literals.push((a.bytes.clone(), a.whole_word, vec![t]));
+                    distinct.push(a);
+                }
+            }
+        }
         let mut index = Index {
-            patterns,
             anchors: Vec::new(),
+            targets: Vec::new(),
+            slots,
             starts: Table::default(),
             ends: Table::default(),
             short_starts: Table::default(),
@@ -238,47 +319,28 @@ impl Index {
                 .map(|r| Regex::new(r).map_err(|e| format!("built-in regex: {e}")))
                 .collect::<Result<_, _>>()?,
         };
-        let mut literals: Vec<Literal> = Vec::new();
-        let mut seen: std::collections::HashMap<(Vec<u8>, bool, bool), usize> =
-            std::collections::HashMap::new();
-        let mut distinct: Vec<&Anchor> = Vec::new();
-        for a in &anchors {
-            let key = (a.bytes.clone(), a.whole_word, a.view == View::Reversed);
-            match seen.get(&key) {
-                Some(&li) => {
-                    if let Some(l) = literals.get_mut(li) {
-                        l.targets.push((a.pattern, a.group, a.view));
-                    }
-                }
-                None => {
-                    seen.insert(key, literals.len());
-                    literals.push(Literal {
-                        bytes: a.bytes.clone(),
-                        whole_word: a.whole_word,
-                        targets: vec![(a.pattern, a.group, a.view)],
-                    });
-                    distinct.push(a);
-                }
-            }
-        }
         for (i, a) in distinct.iter().enumerate() {
             let ai = u32::try_from(i).map_err(|_| "too many anchors")?;
             match (a.view, a.bytes.as_slice()) {
                 (_, [p]) if !p.is_ascii_alphanumeric() => index.punct.push((*p, ai)),
                 (View::Reversed, b) => {
-                    let k =
-                        key3(b.get(b.len().saturating_sub(3)..).unwrap_or_default()).ok_or("short anchor")?;
+                    let k = key3(load8(b.get(b.len().saturating_sub(3)..).unwrap_or_default()));
+                    if b.len() < 3 {
+                        return Err("short anchor".into());
+                    }
                     filter_add(&mut index.end_filter[..], k, false);
                     index.ends.entries.push((k, ai));
                 }
                 (_, b) if b.len() >= 3 => {
-                    let k = key3(b).ok_or("short anchor")?;
+                    let k = key3(load8(b));
                     filter_add(&mut index.start_filter[..], k, false);
                     index.starts.entries.push((k, ai));
                 }
                 (_, b) => {
-                    let k = key2(b)
-                        .ok_or_else(|| format!("anchor {:?} is one byte", String::from_utf8_lossy(b)))?;
+                    if b.len() < 2 {
+                        return Err(format!("anchor {:?} is one byte", String::from_utf8_lossy(b)));
+                    }
+                    let k = key2(load8(b));
                     filter_add(&mut index.short_filter[..], k, true);
                     index.short_starts.entries.push((k, ai));
                 }
@@ -287,8 +349,37 @@ impl Index {
         index.starts.seal();
         index.ends.seal();
         index.short_starts.seal();
-        index.anchors = literals;
+        for table in [&mut index.starts, &mut index.short_starts] {
+            table.heads = table
+                .entries
+                .iter()
+                .map(|(_, ai)| {
+                    literals.get(*ai as usize).map_or((0, u64::MAX), |(b, _, _)| {
+                        let n = b.len().min(8);
+                        (load8(b), if n == 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 })
+                    })
+                })
+                .collect();
+        }
+        for (bytes, whole_word, targets) in literals {
+            let from = to_u32(index.targets.len())?;
+            index.targets.extend(targets);
+            let mask_of = |n: usize| if n >= 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 };
+            index.anchors.push(Literal {
+                head2: load8(bytes.get(8..).unwrap_or_default()),
+                mask2: mask_of(bytes.len().saturating_sub(8)),
+                bytes,
+                whole_word,
+                targets: (from, to_u32(index.targets.len())?),
+            });
+        }
         Ok(index)
+    }
+
+    fn targets_of(&self, l: &Literal) -> &[Target] {
+        self.targets
+            .get(l.targets.0 as usize..l.targets.1 as usize)
+            .unwrap_or_default()
     }
 }
 
@@ -305,11 +396,20 @@ fn word_byte(b: u8) -> bool {
 
 /// Whether the character starting at `i` is part of a word: ASCII letters and digits, and
 /// non-ASCII letters, digits and marks ("¿", "«", "„" are not: "¿cuáles" starts a word at c).
+#[inline(always)]
 fn word_at(text: &[u8], i: usize) -> bool {
     let Some(&b) = text.get(i) else { return false };
     if b < 0x80 {
         return b.is_ascii_alphanumeric();
     }
+    // only these lead bytes start a character of `is_unicode_punct`
+    if !matches!(b, 0xC2 | 0xD8 | 0xE0 | 0xE2 | 0xE3 | 0xEF) {
+        return true;
+    }
+    non_ascii_word_at(text, i, b)
+}
+
+fn non_ascii_word_at(text: &[u8], i: usize, b: u8) -> bool {
     let (width, lead) = match b {
         0xC0..=0xDF => (2, b & 0x1F),
         0xE0..=0xEF => (3, b & 0x0F),
@@ -338,7 +438,7 @@ fn is_unicode_punct(c: char) -> bool {
 /// Arabic (U+0600..U+06FF) and kana, CJK and Hangul (U+3000..U+DFFF): every character starts
 /// a token there.
 #[inline(always)]
-fn unspaced_lead(b: u8) -> bool {
+const fn unspaced_lead(b: u8) -> bool {
     matches!(b, 0xD8..=0xDB | 0xE3..=0xED)
 }
 
@@ -358,13 +458,16 @@ fn ceil_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
-/// A hit of one group of one pattern: (pattern, view, start, group, end).
-type Hit = (u32, View, usize, u16, usize);
+/// A literal's first 8 bytes and their mask.
+type Head = (u64, u64);
 
 /// (key, literal) pairs grouped by a 12-bit hash of the key: a lookup reads one bucket.
 #[derive(Default)]
 struct Table {
     entries: Vec<(u32, u32)>,
+    /// Per entry of a table of forward anchors, its literal's first 8 bytes and their mask
+    /// (see `Literal`), so most entries are rejected where they are read.
+    heads: Vec<Head>,
     buckets: Vec<u32>,
 }
 
@@ -381,6 +484,7 @@ impl Table {
             .map(|b| u32::try_from(entries.partition_point(|(k, _)| bucket(*k) < b)).unwrap_or(u32::MAX))
             .collect();
     }
+    #[inline(always)]
     fn get(&self, key: u32) -> &[(u32, u32)] {
         let b = bucket(key);
         let (Some(&from), Some(&to)) = (self.buckets.get(b), self.buckets.get(b + 1)) else {
@@ -388,23 +492,98 @@ impl Table {
         };
         self.entries.get(from as usize..to as usize).unwrap_or_default()
     }
-}
 
-fn lookup(idx: &Index, table: &Table, key: u32, mut found: impl FnMut(&Literal)) {
-    for (k, ai) in table.get(key) {
-        if *k == key {
-            if let Some(a) = idx.anchors.get(*ai as usize) {
-                found(a);
-            }
-        }
+    /// `get` with the entries' heads.
+    #[inline(always)]
+    fn get_with_heads(&self, key: u32) -> (&[(u32, u32)], &[Head]) {
+        let b = bucket(key);
+        let (Some(&from), Some(&to)) = (self.buckets.get(b), self.buckets.get(b + 1)) else {
+            return (&[], &[]);
+        };
+        let range = from as usize..to as usize;
+        (
+            self.entries.get(range.clone()).unwrap_or_default(),
+            self.heads.get(range).unwrap_or_default(),
+        )
     }
 }
 
-/// Every anchor hit, in one linear pass over `text` (the leetspeak view of the folded text),
-/// handed to `on_hit` in text order; it returns true to stop.
-fn anchor_hits(idx: &Index, text: &[u8], folded: &[u8], mut on_hit: impl FnMut(Hit) -> bool) {
-    let mut stop = false;
-    let mut prev_word = false;
+/// The matching state of one scan: per slot, the end of the latest match of a pattern's groups
+/// up to that one (usize::MAX: none yet), and the families found.
+struct Scan<'a> {
+    folded: &'a str,
+    enabled: u32,
+    found: u32,
+    best: Vec<usize>,
+}
+
+impl Scan<'_> {
+    /// A literal found from `s` to `e`: every (pattern, view, group) it serves moves on.
+    /// True once every enabled family is found.
+    #[inline(always)]
+    fn hit(&mut self, targets: &[Target], s: usize, e: usize) -> bool {
+        for t in targets {
+            if self.enabled & t.family == 0 || self.found & t.family != 0 {
+                continue;
+            }
+            if t.prev != NO_SLOT {
+                let Some(&pe) = self.best.get(t.prev as usize) else {
+                    continue;
+                };
+                if pe == usize::MAX || !gap_ok(self.folded, pe, s, t.gap as usize) {
+                    continue;
+                }
+            }
+            if t.slot == NO_SLOT {
+                self.found |= t.family;
+            } else if let Some(b) = self.best.get_mut(t.slot as usize) {
+                *b = e;
+            }
+        }
+        self.found & self.enabled == self.enabled
+    }
+}
+
+/// Byte classes of the scan (see `anchor_hits`).
+const ALNUM: u8 = 1; // an ASCII letter or digit
+const LEAD: u8 = 2; // the lead byte of a character that is always a word character
+const CHECK: u8 = 4; // a lead byte whose character may be punctuation: decoded
+const CONT: u8 = 8; // a continuation byte: part of the character before
+const UNSPACED: u8 = 16; // see `unspaced_lead`
+
+#[allow(clippy::indexing_slicing)] // compile time, i < 256: out of bounds cannot build
+const fn byte_classes() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = if b.is_ascii_alphanumeric() {
+            ALNUM
+        } else if b < 0x80 {
+            0
+        } else if b < 0xC0 {
+            CONT
+        } else if matches!(b, 0xC2 | 0xD8 | 0xE0 | 0xE2 | 0xE3 | 0xEF) {
+            CHECK
+        } else {
+            LEAD
+        } | if unspaced_lead(b) { UNSPACED } else { 0 };
+        i += 1;
+    }
+    t
+}
+static BYTE_CLASS: [u8; 256] = byte_classes();
+
+#[inline(always)]
+fn class(b: u8) -> u8 {
+    BYTE_CLASS.get(usize::from(b)).copied().unwrap_or(0)
+}
+
+/// Every anchor hit, in one linear pass over `text` (the leetspeak view of the folded text), in
+/// text order (per view: forward anchors by start, reversed ones by end); stops once every
+/// enabled family is found.
+fn anchor_hits(idx: &Index, text: &[u8], scan: &mut Scan) {
+    let folded = scan.folded.as_bytes();
     // "DAN" ends a word before "です": an ASCII word next to another script ends there too
     let ends_word = |e: usize| {
         let last_ascii = e > 0 && text.get(e - 1).is_some_and(u8::is_ascii);
@@ -412,67 +591,82 @@ fn anchor_hits(idx: &Index, text: &[u8], folded: &[u8], mut on_hit: impl FnMut(H
             .get(e)
             .is_some_and(|b| b.is_ascii_alphanumeric() || (*b >= 0x80 && !last_ascii && word_at(text, e)))
     };
-    let mut cur_word = false;
-    for (i, &c) in text.iter().enumerate() {
-        if let Some(f) = folded.get(i).filter(|f| matches!(f, b':' | b'?' | b'@')) {
+    let mut prev_word = false;
+    for (i, (&c, &f)) in text.iter().zip(folded).enumerate() {
+        let mut stop = false;
+        if (b':'..=b'@').contains(&f) && matches!(f, b':' | b'?' | b'@') {
             for (p, ai) in &idx.punct {
-                if p == f {
+                if *p == f {
                     if let Some(a) = idx.anchors.get(*ai as usize) {
-                        for &(p, g, v) in &a.targets {
-                            stop |= on_hit((p, v, i, g, i + 1));
-                        }
+                        stop |= scan.hit(idx.targets_of(a), i, i + 1);
                     }
                 }
             }
         }
-        let continuation = (0x80..0xC0).contains(&c);
-        let word = if c < 0x80 {
-            c.is_ascii_alphanumeric()
-        } else if continuation {
-            cur_word
+        let cls = class(c);
+        // a continuation byte is what its character is
+        let word = if cls & (CONT | CHECK) == 0 {
+            cls != 0
+        } else if cls & CONT != 0 {
+            prev_word
         } else {
             word_at(text, i)
         };
-        cur_word = word;
-        if word && !continuation && (!prev_word || unspaced_lead(c)) {
+        if word && cls & CONT == 0 && (!prev_word || cls & UNSPACED != 0) {
             let rest = text.get(i..).unwrap_or_default();
-            let mut push = |a: &Literal| {
-                let e = i + a.bytes.len();
-                if rest.starts_with(&a.bytes) && (!a.whole_word || ends_word(e)) {
-                    for &(p, g, v) in &a.targets {
-                        stop |= on_hit((p, v, i, g, e));
-                    }
+            let w = load8(rest);
+            let mut try_literal = |ai: u32| {
+                let Some(a) = idx.anchors.get(ai as usize) else {
+                    return;
+                };
+                // the first 8 bytes matched where the entry was read
+                let len = a.bytes.len();
+                if len <= rest.len()
+                    && (len <= 8
+                        || (load8(rest.get(8..).unwrap_or_default()) & a.mask2 == a.head2
+                            && (len <= 16 || rest.get(16..len) == a.bytes.get(16..))))
+                    && (!a.whole_word || ends_word(i + len))
+                {
+                    stop |= scan.hit(idx.targets_of(a), i, i + len);
                 }
             };
-            if let Some(k) = key3(rest) {
-                if filter_has(&idx.start_filter[..], k, false) {
-                    lookup(idx, &idx.starts, k, &mut push);
+            let k = key3(w);
+            if rest.len() >= 3 && filter_has(&idx.start_filter[..], k, false) {
+                let (entries, heads) = idx.starts.get_with_heads(k);
+                for (&(key, ai), &(head, mask)) in entries.iter().zip(heads) {
+                    if key == k && w & mask == head {
+                        try_literal(ai);
+                    }
                 }
             }
-            if let Some(k) = key2(rest) {
-                if filter_has(&idx.short_filter[..], k, true) {
-                    lookup(idx, &idx.short_starts, k, &mut push);
+            let k = key2(w);
+            if rest.len() >= 2 && filter_has(&idx.short_filter[..], k, true) {
+                let (entries, heads) = idx.short_starts.get_with_heads(k);
+                for (&(key, ai), &(head, mask)) in entries.iter().zip(heads) {
+                    if key == k && w & mask == head {
+                        try_literal(ai);
+                    }
                 }
             }
         }
         // reversed anchors end where a token ends
-        let next_word = text.get(i + 1).is_some_and(|n| word_byte(*n));
-        if c.is_ascii_alphanumeric() && !next_word && i >= 2 {
-            if let Some(k) = text.get(i - 2..=i).and_then(key3) {
-                if filter_has(&idx.end_filter[..], k, false) {
-                    let end = i + 1;
-                    lookup(idx, &idx.ends, k, |a| {
-                        let s = end.saturating_sub(a.bytes.len());
-                        let starts_word = s == 0 || !text.get(s - 1).is_some_and(|b| word_byte(*b));
-                        if end >= a.bytes.len()
-                            && text.get(s..end) == Some(a.bytes.as_slice())
-                            && (!a.whole_word || starts_word)
-                        {
-                            for &(p, g, v) in &a.targets {
-                                stop |= on_hit((p, v, s, g, end));
-                            }
-                        }
-                    });
+        if cls & ALNUM != 0 && i >= 2 && !text.get(i + 1).is_some_and(|n| word_byte(*n)) {
+            let end = i + 1;
+            let k = key3(load8(text.get(i - 2..end).unwrap_or_default()));
+            if filter_has(&idx.end_filter[..], k, false) {
+                for &(key, ai) in idx.ends.get(k) {
+                    let Some(a) = idx.anchors.get(ai as usize) else {
+                        continue;
+                    };
+                    let len = a.bytes.len();
+                    if key != k || end < len {
+                        continue;
+                    }
+                    let s = end - len;
+                    let starts_word = s == 0 || !text.get(s - 1).is_some_and(|b| word_byte(*b));
+                    if text.get(s..end) == Some(a.bytes.as_slice()) && (!a.whole_word || starts_word) {
+                        stop |= scan.hit(idx.targets_of(a), s, end);
+                    }
                 }
             }
         }
@@ -498,6 +692,15 @@ fn gap_ok(folded: &str, from: usize, to: usize, gap: usize) -> bool {
     let Some(between) = folded.get(from..to) else {
         return false;
     };
+    // ASCII (the usual case): one byte per character, so the length decides before any scan
+    let bytes = between.as_bytes();
+    if bytes.len() <= gap + 1 {
+        if bytes.is_ascii() {
+            return !bytes.iter().any(|b| matches!(b, b'.' | b'!' | b'?'));
+        }
+    } else if bytes.is_ascii() {
+        return false;
+    }
     let mut n = 0;
     for c in between.chars() {
         if terminator(c) {
@@ -515,55 +718,14 @@ fn builtin_hits(raw: &str, enabled: u32) -> u32 {
     };
     let folded = folded_stream(raw);
     let leet = deleet_bytes(&folded);
-    let mut found = 0u32;
-    // Matched in one pass: for each (pattern, view, group), the end of the latest match of the
-    // pattern's groups up to that one (usize::MAX: none yet).
-    let views = 3;
-    let offsets: Vec<usize> = idx
-        .patterns
-        .iter()
-        .scan(0usize, |acc, p| {
-            let at = *acc;
-            *acc += p.gaps.len() * views;
-            Some(at)
-        })
-        .collect();
-    let total = idx.patterns.iter().map(|p| p.gaps.len() * views).sum();
-    let mut best = vec![usize::MAX; total];
-    anchor_hits(idx, &leet, folded.as_bytes(), |(p, view, s, g, e)| {
-        let (Some(pat), Some(&base)) = (idx.patterns.get(p as usize), offsets.get(p as usize)) else {
-            return false;
-        };
-        let bit = 1u32 << pat.family;
-        if enabled & bit == 0 || found & bit != 0 {
-            return false;
-        }
-        let n = pat.gaps.len();
-        let v = view as usize;
-        // reversed text holds the groups in reverse order
-        let (g, gap) = if view == View::Reversed {
-            let g = n - 1 - usize::from(g).min(n - 1);
-            (g, pat.gaps.get(n - g).copied().unwrap_or(0))
-        } else {
-            (usize::from(g), pat.gaps.get(usize::from(g)).copied().unwrap_or(0))
-        };
-        let slot = |g: usize| base + v * n + g;
-        let matched = g == 0
-            || best
-                .get(slot(g - 1))
-                .is_some_and(|&pe| pe != usize::MAX && gap_ok(&folded, pe, s, gap));
-        if !matched {
-            return false;
-        }
-        if g + 1 == n {
-            found |= bit;
-            return found & enabled == enabled;
-        }
-        if let Some(b) = best.get_mut(slot(g)) {
-            *b = e;
-        }
-        false
-    });
+    let mut scan = Scan {
+        folded: &folded,
+        enabled,
+        found: 0,
+        best: vec![usize::MAX; idx.slots],
+    };
+    anchor_hits(idx, &leet, &mut scan);
+    let mut found = scan.found;
     if enabled & 1 << 4 != 0 && found & 1 << 4 == 0 && folded.contains("![") {
         let mut from = 0;
         while let Some(at) = folded.get(from..).and_then(|t| t.find("![")) {
@@ -588,7 +750,7 @@ fn builtin_hits(raw: &str, enabled: u32) -> u32 {
 /// The folded text of `raw` followed by the folded texts decoded from it.
 fn folded_stream(raw: &str) -> String {
     let mut folded = String::with_capacity(raw.len() + 16);
-    fold_into(raw, &mut folded);
+    fold_fast(raw, &mut folded);
     let mut budget = MAX_DECODED_TOTAL;
     let mut layer = decodings(raw, &mut budget);
     for _ in 0..DECODE_DEPTH {
@@ -596,7 +758,7 @@ fn folded_stream(raw: &str) -> String {
         for d in &layer {
             // a hard stop between independent texts: patterns never cross '.'
             folded.push_str(" . ");
-            fold_into(d, &mut folded);
+            fold_fast(d, &mut folded);
             if budget > 0 {
                 next.extend(decodings(d, &mut budget));
             }
@@ -604,6 +766,278 @@ fn folded_stream(raw: &str) -> String {
         layer = next;
     }
     folded
+}
+
+/// What guard_fold makes of one character, cached (see `fold_fast`): up to 7 bytes (little
+/// endian) with their count in the top byte, or one of these kinds there.
+type Folded = u64;
+/// Dropped; the whitespace state is left as it was.
+const INVISIBLE: u64 = 0xF0;
+/// Whitespace or a control: one space, collapsed with its neighbours.
+const SPACE: u64 = 0xF1;
+/// Longer results, and characters outside the cache: folded each time.
+const SLOW: u64 = 0xF2;
+
+#[inline(always)]
+fn kind(f: Folded) -> u64 {
+    f >> 56
+}
+
+/// `fold_into`'s result per character, computed once per process by `fold_into` itself: ASCII,
+/// the two-byte range (Latin, Greek, Cyrillic, Armenian, Hebrew, Arabic), CJK punctuation and
+/// the fullwidth and halfwidth forms.
+struct FoldCache {
+    ascii: [u8; 128],
+    /// `ascii` is what `fold_ascii8` computes: whole blocks of ASCII can take that path.
+    swar: bool,
+    chars: Vec<Folded>,
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = ONES * 0x80;
+
+/// Eight ASCII bytes folded at once (upper case to lower, whitespace and controls to a space),
+/// unless a byte is not ASCII or a space would collapse (two in a row, or one after `space`).
+#[inline(always)]
+fn fold_ascii8(w: u64, space: bool) -> Option<u64> {
+    if w & HIGH != 0 {
+        return None;
+    }
+    // per byte, all below 0x80: adding up to 0x80 never carries into the next byte
+    let upper = (w + ONES * 0x3F) & !(w + ONES * 0x25) & HIGH; // 'A'..='Z'
+    let blank = (!(w + ONES * 0x5F) | (w + ONES)) & HIGH; // ..=0x20 or 0x7F
+    if blank & (blank << 8) != 0 || (space && blank & 0x80 != 0) {
+        return None;
+    }
+    let lower = w + (upper >> 2);
+    let mask = (blank >> 7) * 0xFF;
+    Some((lower & !mask) | ((ONES * 0x20) & mask))
+}
+
+const FOLD_SLOTS: usize = 0x780 + 0x40 + 0xF0;
+/// Characters outside the cache remembered per text (see `fold_fast`).
+const MET_SLOTS: usize = 256;
+
+#[inline(always)]
+fn fold_slot(cp: u32) -> Option<usize> {
+    let cp = cp as usize;
+    match cp {
+        0x80..=0x7FF => Some(cp - 0x80),
+        0x3000..=0x303F => Some(cp - 0x3000 + 0x780),
+        0xFF00..=0xFFEF => Some(cp - 0xFF00 + 0x7C0),
+        _ => None,
+    }
+}
+
+/// One character through guard_fold, after a letter (so no whitespace state is in play); a
+/// `SLOW` result is left in `scratch` after that letter.
+fn probe_fold(c: char, scratch: &mut String) -> Folded {
+    if crate::guard_fold::invisible(c) {
+        return INVISIBLE << 56;
+    }
+    if c.is_whitespace() || c.is_control() {
+        return SPACE << 56;
+    }
+    scratch.clear();
+    scratch.push('x');
+    fold_into(c.encode_utf8(&mut [0u8; 4]), scratch);
+    match scratch.as_bytes().get(1..) {
+        Some(out) if out.len() <= 7 => {
+            out.iter().rev().fold(0u64, |w, &b| w << 8 | u64::from(b)) | (out.len() as u64) << 56
+        }
+        _ => SLOW << 56,
+    }
+}
+
+fn fold_cache() -> &'static FoldCache {
+    static CACHE: OnceLock<FoldCache> = OnceLock::new();
+    CACHE.get_or_init(|| {
+        let mut scratch = String::new();
+        let mut ascii = [b' '; 128];
+        for (b, slot) in (0u8..128).zip(ascii.iter_mut()) {
+            // a single byte (a space for whitespace and controls), or the fold changed shape
+            // and every ASCII byte takes the slow path
+            let f = probe_fold(char::from(b), &mut scratch);
+            *slot = match kind(f) {
+                SPACE => b' ',
+                1 if f & 0x80 == 0 => f as u8,
+                _ => 0,
+            };
+        }
+        let mut chars = vec![SLOW << 56; FOLD_SLOTS];
+        for cp in (0x80..0x800).chain(0x3000..0x3040).chain(0xFF00..0xFFF0) {
+            if let (Some(slot), Some(c)) = (fold_slot(cp).and_then(|s| chars.get_mut(s)), char::from_u32(cp))
+            {
+                *slot = probe_fold(c, &mut scratch);
+            }
+        }
+        let swar = (0u8..128).zip(ascii).all(|(b, f)| {
+            fold_ascii8(u64::from(b) | ((ONES * u64::from(b'x')) << 8), false)
+                .is_some_and(|w| w & 0xFF == u64::from(f))
+        });
+        FoldCache { ascii, swar, chars }
+    })
+}
+
+/// Three-byte characters (outside the cache) that fold to themselves, learnt as they are met:
+/// per code point below U+10000, a bit "known" and a bit "folds to itself".
+static FOLD_KNOWN: [AtomicU32; 2048] = [const { AtomicU32::new(0) }; 2048];
+static FOLD_SAME: [AtomicU32; 2048] = [const { AtomicU32::new(0) }; 2048];
+
+/// Whether a three-byte character (`same`: its bytes as a `Folded`) folds to itself (Han,
+/// kana, Hangul, Devanagari...).
+#[inline(always)]
+fn folds_to_itself(cp: u32, same: Folded) -> bool {
+    let (word, bit) = ((cp >> 5) as usize, 1u32 << (cp & 31));
+    let (Some(known), Some(is)) = (FOLD_KNOWN.get(word), FOLD_SAME.get(word)) else {
+        return false;
+    };
+    if known.load(Relaxed) & bit != 0 {
+        return is.load(Relaxed) & bit != 0;
+    }
+    let mut scratch = String::new();
+    let folds_same = char::from_u32(cp).is_some_and(|c| probe_fold(c, &mut scratch) == same);
+    if folds_same {
+        is.fetch_or(bit, Relaxed);
+    }
+    known.fetch_or(bit, Relaxed);
+    folds_same
+}
+
+/// Exactly `guard_fold::fold_into(text, out)`, faster: each character's fold comes from a cache
+/// filled by `fold_into` itself, and only the whitespace collapsing is done here (as there:
+/// invisible characters leave it untouched, whitespace and controls give one space, anything
+/// else ends a space run). Characters outside the cache go through `fold_into` one at a time.
+fn fold_fast(text: &str, out: &mut String) {
+    let cache = fold_cache();
+    if cache.ascii.contains(&0) {
+        // the fold changed shape: the cache cannot describe it
+        fold_into(text, out);
+        return;
+    }
+    let mut buf = std::mem::take(out).into_bytes();
+    let mut space = buf.last().is_none_or(|b| *b == b' ');
+    let bytes = text.as_bytes();
+    // written in place: `n` bytes are the output, the rest is room for 8-byte stores
+    let mut n = buf.len();
+    let room = |buf: &mut Vec<u8>, n: usize, left: usize| buf.resize(n + left + 16, 0);
+    if buf.is_empty() {
+        buf = vec![0u8; bytes.len() + 16]; // zeroed by the allocator
+    } else {
+        room(&mut buf, n, bytes.len());
+    }
+    let store = |buf: &mut Vec<u8>, n: usize, f: u64| {
+        if let Some(dst) = buf.get_mut(n..n + 8) {
+            dst.copy_from_slice(&f.to_le_bytes());
+        }
+    };
+    let mut scratch = String::new();
+    let mut met: Vec<(u32, Folded)> = Vec::new();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let w = load8(bytes.get(i..).unwrap_or_default());
+        if b < 0x80 {
+            if let Some(f) = fold_ascii8(w, space).filter(|_| cache.swar && bytes.len() - i >= 8) {
+                store(&mut buf, n, f);
+                n += 8;
+                space = f >> 56 == 0x20;
+                i += 8;
+                continue;
+            }
+            let f = cache.ascii.get(usize::from(b)).copied().unwrap_or(b' ');
+            let is_space = f == b' ';
+            if let Some(dst) = buf.get_mut(n) {
+                *dst = f;
+            }
+            n += usize::from(!(is_space && space));
+            space = is_space;
+            i += 1;
+            continue;
+        }
+        // room for what is left if it were all ASCII, plus one store
+        if buf.len() < n + (bytes.len() - i) + 16 {
+            room(&mut buf, n, bytes.len() - i);
+        }
+        let (width, folded) = if b < 0xE0 {
+            let cp = (w & 0x1F) << 6 | (w >> 8 & 0x3F);
+            let f = fold_slot(cp as u32).and_then(|s| cache.chars.get(s)).copied();
+            (2, f.unwrap_or(SLOW << 56))
+        } else if b < 0xF0 {
+            let cp = ((w & 0x0F) << 12 | (w >> 8 & 0x3F) << 6 | (w >> 16 & 0x3F)) as u32;
+            let same = w & 0xFF_FFFF | 3 << 56;
+            let f = match fold_slot(cp).and_then(|s| cache.chars.get(s)) {
+                Some(f) => *f,
+                None if folds_to_itself(cp, same) => same,
+                None => SLOW << 56,
+            };
+            (3, f)
+        } else {
+            (4, SLOW << 56)
+        };
+        match kind(folded) {
+            INVISIBLE => {}
+            SPACE => {
+                if let Some(dst) = buf.get_mut(n) {
+                    *dst = b' ';
+                }
+                n += usize::from(!space);
+                space = true;
+            }
+            SLOW => {
+                let Some(c) = text.get(i..).and_then(|t| t.chars().next()) else {
+                    break;
+                };
+                // characters met in this text (emoji, math letters, quotes), by code point
+                if met.is_empty() {
+                    met = vec![(u32::MAX, 0); MET_SLOTS];
+                }
+                let at = (c as u32 ^ (c as u32) >> 8) as usize % MET_SLOTS;
+                let f = match met.get(at) {
+                    Some(&(cp, f)) if cp == c as u32 => f,
+                    _ => {
+                        let f = probe_fold(c, &mut scratch);
+                        if let (Some(slot), false) = (met.get_mut(at), kind(f) == SLOW) {
+                            *slot = (c as u32, f);
+                        }
+                        f
+                    }
+                };
+                match f {
+                    f if kind(f) == SLOW => {
+                        // a long result, left in scratch after one letter
+                        buf.truncate(n);
+                        buf.extend_from_slice(scratch.as_bytes().get(1..).unwrap_or_default());
+                        n = buf.len();
+                        room(&mut buf, n, bytes.len() - i);
+                        space = false;
+                    }
+                    f if kind(f) == INVISIBLE => {}
+                    f if kind(f) == SPACE => {
+                        if let Some(dst) = buf.get_mut(n) {
+                            *dst = b' ';
+                        }
+                        n += usize::from(!space);
+                        space = true;
+                    }
+                    f => {
+                        store(&mut buf, n, f);
+                        n += kind(f) as usize;
+                        space = false;
+                    }
+                }
+                i += c.len_utf8();
+                continue;
+            }
+            len => {
+                store(&mut buf, n, folded);
+                n += len as usize;
+                space = false;
+            }
+        }
+        i += width;
+    }
+    buf.truncate(n);
+    *out = String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
 }
 
 #[derive(Debug, Clone)]
@@ -1018,6 +1452,70 @@ mod tests {
         if let Ok(t) = std::env::var("GUARD_PROBE") {
             println!("folded: {}", folded_stream(&t));
             println!("rule: {:?}", guard().check_text(&t));
+        }
+    }
+
+    /// `fold_fast` is `fold_into`: every character below U+30000 and the ends of the planes,
+    /// alone and between letters, spaces and invisible characters, after every kind of prefix.
+    #[test]
+    fn fold_fast_is_fold_into() {
+        let chars: Vec<char> = (0..0x30000u32)
+            .chain(0xE0000..0xE0100)
+            .chain(0xFFF00..0x10FFFF)
+            .filter_map(char::from_u32)
+            .collect();
+        let check = |text: &str, prefix: &str| {
+            let (mut slow, mut fast) = (prefix.to_string(), prefix.to_string());
+            fold_into(text, &mut slow);
+            fold_fast(text, &mut fast);
+            assert_eq!(fast, slow, "{text:?} after {prefix:?}");
+        };
+        for chunk in chars.chunks(61) {
+            let run: String = chunk.iter().collect();
+            for prefix in ["", "a", " ", "\u{301}"] {
+                check(&run, prefix);
+            }
+            let spaced: String = chunk
+                .iter()
+                .flat_map(|c| [*c, ' ', '\u{200B}', ' ', 'x'])
+                .collect();
+            check(&spaced, " ");
+            let doubled: String = chunk.iter().flat_map(|c| [' ', *c, *c, '\t']).collect();
+            check(&doubled, "b");
+        }
+        // characters that fold longer than they are, then ASCII: the output outgrows the input
+        let longer: String = chars
+            .iter()
+            .filter(|c| {
+                let mut f = String::from("x");
+                fold_into(c.encode_utf8(&mut [0; 4]), &mut f);
+                f.len() > 1 + c.len_utf8() && f.len() <= 9 // not the long ones (handled apart)
+            })
+            .flat_map(|c| std::iter::repeat_n(*c, 3))
+            .chain("z".repeat(5000).chars())
+            .collect();
+        check(&longer, "");
+        // ASCII in blocks of eight: spaces, controls and capitals at every offset
+        assert!(fold_cache().swar);
+        let alphabet = b"aZ \t\n.\x7f\x01@[`{";
+        let mut seed = 7u32;
+        for len in 0..2000 {
+            let text: String = (0..len % 41)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    char::from(alphabet[(seed >> 16) as usize % alphabet.len()])
+                })
+                .collect();
+            for prefix in ["", " ", "a"] {
+                check(&text, prefix);
+            }
+        }
+        for (text, prefix) in [
+            ("  a\u{301} \u{301}  b  ", ""),
+            ("\u{200B} \u{200B}x", " "),
+            ("", "x "),
+        ] {
+            check(text, prefix);
         }
     }
 

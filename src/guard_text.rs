@@ -269,26 +269,70 @@ fn is_b64(b: u8) -> bool {
     B64.get(usize::from(b)).copied().unwrap_or(false)
 }
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = ONES * 0x80;
+
+#[inline(always)]
+fn word8(b: &[u8]) -> Option<u64> {
+    b.get(..8)
+        .and_then(|w| <[u8; 8]>::try_from(w).ok())
+        .map(u64::from_le_bytes)
+}
+
+/// The next maximal run of base64 characters at least `MIN_RUN` long starting at or after
+/// `from` (where no run is under way). Such a run holds a whole aligned block of 8 bytes, so
+/// blocks are looked at first: one with a byte outside ASCII or at most a space (every block
+/// of prose or of other scripts, nearly) is skipped without reading its bytes one by one.
+fn next_long_run(bytes: &[u8], from: usize) -> Option<(usize, usize)> {
+    let mut block = from.div_ceil(8) * 8;
+    while let Some(w) = bytes.get(block..).and_then(word8) {
+        // all ASCII and all above 0x20 (adding 0x5F sets each high bit then, never carrying)
+        let maybe = w & HIGH == 0 && (w + ONES * 0x5F) & HIGH == HIGH;
+        if !(maybe
+            && bytes
+                .get(block..block + 8)
+                .is_some_and(|b| b.iter().all(|b| is_b64(*b))))
+        {
+            block += 8;
+            continue;
+        }
+        let mut start = block;
+        while start > from && bytes.get(start - 1).is_some_and(|b| is_b64(*b)) {
+            start -= 1;
+        }
+        let mut end = block + 8;
+        while bytes.get(end).is_some_and(|b| is_b64(*b)) {
+            end += 1;
+        }
+        if end - start >= MIN_RUN {
+            return Some((start, end));
+        }
+        block = end.div_ceil(8) * 8;
+    }
+    None
+}
+
+const MIN_RUN: usize = if MIN_HEX_RUN < MIN_BASE64_RUN {
+    MIN_HEX_RUN
+} else {
+    MIN_BASE64_RUN
+};
+// a run of 15 bytes or more always holds an aligned block of 8
+const _: () = assert!(MIN_RUN >= 15);
+
 /// Texts hidden in `raw` as base64, hex, or letters spaced or dotted apart, within `budget`
 /// bytes of output (decreased as it is used).
 pub fn decodings(raw: &str, budget: &mut usize) -> Vec<String> {
     let mut out = Vec::new();
     let bytes = raw.as_bytes();
     let mut i = 0;
+    // runs shorter than MIN_RUN are ordinary words: only the long ones are looked at
     while i < bytes.len() && *budget > 0 {
-        let Some(&b) = bytes.get(i) else { break };
-        if !is_b64(b) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while bytes.get(i).is_some_and(|b| is_b64(*b)) {
-            i += 1;
-        }
-        let run = bytes.get(start..i).unwrap_or_default();
-        if run.len() < MIN_HEX_RUN.min(MIN_BASE64_RUN) {
-            continue; // an ordinary word
-        }
+        let Some((start, end)) = next_long_run(bytes, i) else {
+            break;
+        };
+        i = end;
+        let run = bytes.get(start..end).unwrap_or_default();
         let hex = run.iter().all(u8::is_ascii_hexdigit);
         let decoded = if hex && run.len() >= MIN_HEX_RUN {
             decode_hex(run)
@@ -312,9 +356,42 @@ pub fn decodings(raw: &str, budget: &mut usize) -> Vec<String> {
     out
 }
 
+/// Per byte of `w`, the high bit if it is an ASCII letter or digit.
+#[inline(always)]
+fn alnum8(w: u64) -> u64 {
+    // below 0x80 per byte, so adding up to 0x80 never carries into the next byte
+    let ge = |x: u64, c: u64| (x + ONES * (0x80 - c)) & HIGH;
+    let low = w & !HIGH;
+    let lower = low | (ONES * 0x20);
+    let digit = ge(low, 0x30) & !ge(low, 0x3A);
+    let letter = ge(lower, 0x61) & !ge(lower, 0x7B);
+    (digit | letter) & !w & HIGH
+}
+
 /// A quick look for three single letters in a row, each followed by the same separator
 /// ("i g n", "i.g.n"): only then is the text read letter by letter.
 fn spread_letters(b: &[u8]) -> bool {
+    // Such a window starts before a one-letter word at j that has another at j + 2. Eight
+    // bytes are classified at once; the windows at the four offsets where such a pair falls
+    // inside them are then checked exactly.
+    let mut i = 0;
+    while let Some(w) = b.get(i..).and_then(word8) {
+        let alnum = alnum8(w);
+        let other = !alnum & HIGH;
+        let single = alnum & (other << 8) & (other >> 8);
+        if single & (single >> 16) & 0x0000_0080_8080_8000 != 0
+            && spread_at(b.get(i..b.len().min(i + 9)).unwrap_or_default())
+        {
+            return true;
+        }
+        i += 4;
+    }
+    // the windows starting in the last bytes, where no whole block is left
+    spread_at(b.get(i..).unwrap_or_default())
+}
+
+/// Whether a window of `spread_letters` starts anywhere in `b`.
+fn spread_at(b: &[u8]) -> bool {
     b.windows(6).any(|w| match w {
         [p, a, s1, c, s2, d] => {
             !p.is_ascii_alphanumeric()
@@ -336,31 +413,32 @@ fn squashed(raw: &str, budget: &mut usize) -> Option<String> {
     if !spread_letters(raw.as_bytes()) {
         return None;
     }
-    let chars: Vec<char> = raw.chars().collect();
+    // decoded as far as read: the loop stops at the budget, usually long before the end
+    let mut chars = LazyChars {
+        rest: raw.chars(),
+        seen: Vec::new(),
+    };
     let mut out = String::new();
+    let mut word = String::new();
     let mut in_run = false;
     let mut i = 0;
-    while i < chars.len() && out.len() < *budget {
-        let (Some(&c), Some(&sep)) = (chars.get(i), chars.get(i + 1)) else {
+    while chars.get(i).is_some() && out.len() < *budget {
+        let (Some(c), Some(sep)) = (chars.get(i), chars.get(i + 1)) else {
             break;
         };
-        let single = |k: usize| {
-            chars.get(k).is_some_and(|c| c.is_alphanumeric())
-                && (k == 0 || chars.get(k - 1).is_some_and(|p| !p.is_alphanumeric()))
-        };
-        if !(c.is_alphanumeric() && single(i) && !sep.is_alphanumeric() && sep != '\n') {
+        if !(c.is_alphanumeric() && chars.single(i) && !sep.is_alphanumeric() && sep != '\n') {
             i += 1;
             continue;
         }
-        let mut word = String::new();
+        word.clear();
         let mut k = i;
         while chars.get(k).is_some_and(|c| c.is_alphanumeric())
             && !chars.get(k + 1).is_some_and(|c| c.is_alphanumeric())
         {
-            if let Some(&c) = chars.get(k) {
+            if let Some(c) = chars.get(k) {
                 word.push(c);
             }
-            if chars.get(k + 1) == Some(&sep) && chars.get(k + 2).is_some_and(|c| c.is_alphanumeric()) {
+            if chars.get(k + 1) == Some(sep) && chars.get(k + 2).is_some_and(|c| c.is_alphanumeric()) {
                 k += 2;
             } else {
                 k += 1;
@@ -380,7 +458,7 @@ fn squashed(raw: &str, budget: &mut usize) -> Option<String> {
                 gap += 1;
             }
             let spaced_next = chars.get(gap + 1).is_some_and(|c| !c.is_alphanumeric());
-            if gap < k + 4 && single(gap) && spaced_next {
+            if gap < k + 4 && chars.single(gap) && spaced_next {
                 i = gap;
                 continue;
             }
@@ -388,7 +466,12 @@ fn squashed(raw: &str, budget: &mut usize) -> Option<String> {
             if chars.get(k).is_some_and(|c| c.is_alphanumeric()) {
                 out.push(' ');
             }
-            out.extend(chars.iter().skip(k).take(80).take_while(|c| **c != '\n'));
+            for t in k..k + 80 {
+                match chars.get(t) {
+                    Some(c) if c != '\n' => out.push(c),
+                    _ => break,
+                }
+            }
             out.push('\n');
             in_run = false;
             i = k.max(i + 1);
@@ -402,6 +485,27 @@ fn squashed(raw: &str, budget: &mut usize) -> Option<String> {
         *budget = budget.saturating_sub(out.len());
         out
     })
+}
+
+/// The characters of a text by index, decoded only as far as they are asked for.
+struct LazyChars<'a> {
+    rest: std::str::Chars<'a>,
+    seen: Vec<char>,
+}
+
+impl LazyChars<'_> {
+    fn get(&mut self, k: usize) -> Option<char> {
+        while self.seen.len() <= k {
+            self.seen.push(self.rest.next()?);
+        }
+        self.seen.get(k).copied()
+    }
+
+    /// A letter or digit at `k` that starts a word.
+    fn single(&mut self, k: usize) -> bool {
+        self.get(k).is_some_and(|c| c.is_alphanumeric())
+            && (k == 0 || self.get(k - 1).is_some_and(|p| !p.is_alphanumeric()))
+    }
 }
 
 #[cfg(test)]
@@ -426,5 +530,221 @@ mod tests {
         assert!(decodings(&img, &mut budget).is_empty());
         let sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
         assert!(decodings(sha, &mut budget).is_empty());
+    }
+
+    /// The decoders as they were before their scans were sped up (ca8897b), to compare with.
+    mod reference {
+        use super::super::{MIN_BASE64_RUN, MIN_HEX_RUN};
+
+        pub fn decodings(raw: &str, budget: &mut usize) -> Vec<String> {
+            let mut out = Vec::new();
+            let bytes = raw.as_bytes();
+            let mut i = 0;
+            while i < bytes.len() && *budget > 0 {
+                let Some(&b) = bytes.get(i) else { break };
+                if !super::is_b64(b) {
+                    i += 1;
+                    continue;
+                }
+                let start = i;
+                while bytes.get(i).is_some_and(|b| super::is_b64(*b)) {
+                    i += 1;
+                }
+                let run = bytes.get(start..i).unwrap_or_default();
+                if run.len() < MIN_HEX_RUN.min(MIN_BASE64_RUN) {
+                    continue; // an ordinary word
+                }
+                let hex = run.iter().all(u8::is_ascii_hexdigit);
+                let decoded = if hex && run.len() >= MIN_HEX_RUN {
+                    super::decode_hex(run)
+                } else if run.len() >= MIN_BASE64_RUN
+                    && run.iter().any(u8::is_ascii_uppercase)
+                    && run.iter().any(u8::is_ascii_lowercase)
+                {
+                    super::decode_base64(run)
+                } else {
+                    None
+                };
+                if let Some(d) = decoded {
+                    let d: String = d.chars().take(*budget).collect();
+                    *budget = budget.saturating_sub(d.len().max(1));
+                    out.push(d);
+                }
+            }
+            if let Some(sq) = squashed(raw, budget) {
+                out.push(sq);
+            }
+            out
+        }
+
+        pub fn spread_letters(b: &[u8]) -> bool {
+            b.windows(6).any(|w| match w {
+                [p, a, s1, c, s2, d] => {
+                    !p.is_ascii_alphanumeric()
+                        && a.is_ascii_alphanumeric()
+                        && !s1.is_ascii_alphanumeric()
+                        && *s1 != b'\n'
+                        && c.is_ascii_alphanumeric()
+                        && s1 == s2
+                        && (d.is_ascii_alphanumeric() || *d >= 0x80)
+                }
+                _ => false,
+            })
+        }
+
+        fn squashed(raw: &str, budget: &mut usize) -> Option<String> {
+            if !spread_letters(raw.as_bytes()) {
+                return None;
+            }
+            let chars: Vec<char> = raw.chars().collect();
+            let mut out = String::new();
+            let mut in_run = false;
+            let mut i = 0;
+            while i < chars.len() && out.len() < *budget {
+                let (Some(&c), Some(&sep)) = (chars.get(i), chars.get(i + 1)) else {
+                    break;
+                };
+                let single = |k: usize| {
+                    chars.get(k).is_some_and(|c| c.is_alphanumeric())
+                        && (k == 0 || chars.get(k - 1).is_some_and(|p| !p.is_alphanumeric()))
+                };
+                if !(c.is_alphanumeric() && single(i) && !sep.is_alphanumeric() && sep != '\n') {
+                    i += 1;
+                    continue;
+                }
+                let mut word = String::new();
+                let mut k = i;
+                while chars.get(k).is_some_and(|c| c.is_alphanumeric())
+                    && !chars.get(k + 1).is_some_and(|c| c.is_alphanumeric())
+                {
+                    if let Some(&c) = chars.get(k) {
+                        word.push(c);
+                    }
+                    if chars.get(k + 1) == Some(&sep) && chars.get(k + 2).is_some_and(|c| c.is_alphanumeric())
+                    {
+                        k += 2;
+                    } else {
+                        k += 1;
+                        break;
+                    }
+                }
+                // a run starts with a word of two letters or more; inside it, any word counts
+                if word.chars().count() >= 2 || (in_run && !word.is_empty()) {
+                    in_run = true;
+                    // the next word of the run starts after a wider gap
+                    if !out.is_empty() && !out.ends_with(' ') {
+                        out.push(' ');
+                    }
+                    out.push_str(&word);
+                    let mut gap = k;
+                    while chars.get(gap).is_some_and(|c| !c.is_alphanumeric()) && gap < k + 4 {
+                        gap += 1;
+                    }
+                    let spaced_next = chars.get(gap + 1).is_some_and(|c| !c.is_alphanumeric());
+                    if gap < k + 4 && single(gap) && spaced_next {
+                        i = gap;
+                        continue;
+                    }
+                    // the words that follow the run belong to the same phrase
+                    if chars.get(k).is_some_and(|c| c.is_alphanumeric()) {
+                        out.push(' ');
+                    }
+                    out.extend(chars.iter().skip(k).take(80).take_while(|c| **c != '\n'));
+                    out.push('\n');
+                    in_run = false;
+                    i = k.max(i + 1);
+                } else {
+                    in_run = false;
+                    i = k.max(i + 1);
+                }
+            }
+            let letters = out.chars().filter(|c| c.is_alphanumeric()).count();
+            (letters >= 4).then(|| {
+                *budget = budget.saturating_sub(out.len());
+                out
+            })
+        }
+    }
+
+    /// The block scans find what the byte-by-byte ones found: random texts of words, long
+    /// base64 and hex runs, spaced and dotted letters, other scripts, at every length.
+    #[test]
+    fn decoders_match_reference() {
+        let pieces = [
+            "a",
+            "b",
+            "I",
+            "x",
+            "7",
+            " ",
+            " ",
+            "  ",
+            ".",
+            "-",
+            "_",
+            "\n",
+            "é",
+            "中文",
+            "word",
+            "ignore",
+            "aGVsbG8gd29ybGQgaGVsbG8gd29ybGQ=",
+            "SGVsbG8sIHdvcmxkIQ",
+            "68656c6c6f20776f726c6421",
+            "0123456789abcdef",
+            "QUJDREVGR0hJSktMTU5PUA",
+            "i g n o r e",
+            "a.l.l",
+            "p-r-e-v",
+            "+/",
+            "==",
+        ];
+        let mut seed = 1u32;
+        let mut next = |n: usize| {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (seed >> 8) as usize % n
+        };
+        for round in 0..4000 {
+            let text: String = (0..round % 60).map(|_| pieces[next(pieces.len())]).collect();
+            for budget in [MAX_DECODED_TOTAL, 20] {
+                let (mut a, mut b) = (budget, budget);
+                assert_eq!(
+                    decodings(&text, &mut a),
+                    reference::decodings(&text, &mut b),
+                    "{text:?}"
+                );
+                assert_eq!(a, b, "{text:?}");
+            }
+            assert_eq!(
+                spread_letters(text.as_bytes()),
+                reference::spread_letters(text.as_bytes()),
+                "{text:?}"
+            );
+            // the runs themselves, as the byte-by-byte loop delimited them
+            let bytes = text.as_bytes();
+            let (mut want, mut i) = (Vec::new(), 0);
+            while i < bytes.len() {
+                let start = i;
+                while bytes.get(i).is_some_and(|b| is_b64(*b)) {
+                    i += 1;
+                }
+                if i - start >= MIN_RUN {
+                    want.push((start, i));
+                }
+                i = i.max(start + 1);
+            }
+            let (mut got, mut from) = (Vec::new(), 0);
+            while let Some((s, e)) = next_long_run(bytes, from) {
+                got.push((s, e));
+                from = e;
+            }
+            assert_eq!(got, want, "{text:?}");
+        }
+        let mut budget = MAX_DECODED_TOTAL;
+        let long = "t h e   r e p o r t   s h o w s ".repeat(5000);
+        let mut b2 = budget;
+        assert_eq!(
+            decodings(&long, &mut budget),
+            reference::decodings(&long, &mut b2)
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! For profiling: `GUARD_BENCH_ONLY=Chinese` runs only the rows whose name contains that text,
 //! `GUARD_BENCH_RUNS=1` sets the timed runs per row (default 20).
 
-use llm_warden::guard::Guard;
+use llm_warden::inspect::guard::Guard;
 use serde_json::{json, Map, Value};
 use std::hint::black_box;
 use std::time::Instant;

@@ -30,21 +30,10 @@ pub mod upstream;
 pub mod config;
 pub mod config_error;
 pub mod host;
-pub mod lowercase;
 pub mod mode;
-
-// The input guard (to join inspect/).
-pub mod guard;
-pub mod guard_fold;
-mod guard_rules;
-pub mod guard_text;
 
 #[cfg(any(test, feature = "cli"))]
 pub mod offline;
-
-// Paths the guard still uses until it joins inspect/.
-use authz::llm_request;
-use outcome::reason;
 
 #[cfg(test)]
 mod test_keys;

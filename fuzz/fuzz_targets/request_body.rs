@@ -1,7 +1,7 @@
 //! Request body extraction and the input guard: any body, never a panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use llm_warden::guard::Guard;
+use llm_warden::inspect::guard::Guard;
 use std::sync::OnceLock;
 
 fuzz_target!(|data: &[u8]| {

@@ -239,7 +239,7 @@ fn one() -> usize {
 /// A compiled guard of one policy.
 #[derive(Debug, Clone)]
 pub struct GuardSpec {
-    pub guard: crate::guard::Guard,
+    pub guard: crate::inspect::guard::Guard,
     pub mode: Mode,
     pub on_block: OnBlock,
 }
@@ -292,7 +292,7 @@ const PII_KINDS: [crate::redact::Kind; 6] = {
 fn compile_guard(g: &GuardConfig, p: &str) -> Result<GuardSpec, ConfigError> {
     if let Some(ids) = &g.builtin {
         for (i, id) in ids.iter().enumerate() {
-            if !crate::guard::BUILTIN.iter().any(|(b, _)| b == id) {
+            if !crate::inspect::guard::BUILTIN.iter().any(|(b, _)| b == id) {
                 return Err(cerr(
                     format!("{p}.builtin[{i}]"),
                     format!("no built-in rule {id:?}"),
@@ -300,7 +300,7 @@ fn compile_guard(g: &GuardConfig, p: &str) -> Result<GuardSpec, ConfigError> {
             }
         }
     }
-    let mut rules = crate::guard::Guard::builtin(g.builtin.as_deref()).map_err(|m| cerr(p, m))?;
+    let mut rules = crate::inspect::guard::Guard::builtin(g.builtin.as_deref()).map_err(|m| cerr(p, m))?;
     for (i, c) in g.custom.iter().enumerate() {
         let cp = format!("{p}.custom[{i}]");
         if c.id.is_empty() {
@@ -308,15 +308,15 @@ fn compile_guard(g: &GuardConfig, p: &str) -> Result<GuardSpec, ConfigError> {
         }
         match (&c.regex, c.literals.is_empty()) {
             (Some(re), true) => rules.push(
-                crate::guard::Rule::regex(&c.id, &[re.as_str()])
+                crate::inspect::guard::Rule::regex(&c.id, &[re.as_str()])
                     .map_err(|m| cerr(format!("{cp}.regex"), m))?,
             ),
-            (None, false) => rules.push(crate::guard::Rule::literal(&c.id, &c.literals)),
+            (None, false) => rules.push(crate::inspect::guard::Rule::literal(&c.id, &c.literals)),
             _ => return Err(cerr(cp, "set either \"literals\" or \"regex\"")),
         }
     }
     Ok(GuardSpec {
-        guard: crate::guard::Guard {
+        guard: crate::inspect::guard::Guard {
             rules,
             include_system: g.include_system,
         },

@@ -8,7 +8,7 @@
 //! dispatches, holds the request and keeps a [`VerdictCache`] per policy and worker.
 
 use crate::config_error::ConfigError;
-use crate::lowercase;
+use crate::inspect::lowercase;
 use crate::mode::Mode;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};

@@ -1165,7 +1165,7 @@ impl Exchange {
         if monitor {
             return Ok(());
         }
-        let reply = crate::guard::blocked_reply(
+        let reply = crate::inspect::guard::blocked_reply(
             &rule,
             spec.on_block == crate::authz::policy::OnBlock::Refusal,
             self.endpoint,
@@ -1289,7 +1289,7 @@ impl Exchange {
         match &resolution {
             Resolution::Block { rule } => {
                 let now = now_ms(self.host).unwrap_or(0) / 1000;
-                let reply = crate::guard::blocked_reply(
+                let reply = crate::inspect::guard::blocked_reply(
                     rule,
                     false,
                     self.endpoint,

@@ -221,10 +221,10 @@ mod tests {
         out
     }
 
-    const TABLE_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/lowercase_table.rs");
+    const TABLE_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/inspect/lowercase_table.rs");
 
     #[test]
-    #[ignore = "writes src/lowercase_table.rs"]
+    #[ignore = "writes src/inspect/lowercase_table.rs"]
     fn write_lowercase_table() {
         std::fs::write(TABLE_FILE, generate_table()).unwrap();
     }

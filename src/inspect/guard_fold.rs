@@ -20,7 +20,7 @@
 #[path = "guard_fold_table.rs"]
 mod table;
 
-use crate::lowercase::lower_char;
+use crate::inspect::lowercase::lower_char;
 
 /// TR39 confusables of Latin letters (already lower-cased input).
 fn confusable(c: char) -> char {
@@ -596,10 +596,10 @@ mod tests {
         out
     }
 
-    const TABLE_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/guard_fold_table.rs");
+    const TABLE_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/inspect/guard_fold_table.rs");
 
     #[test]
-    #[ignore = "writes src/guard_fold_table.rs"]
+    #[ignore = "writes src/inspect/guard_fold_table.rs"]
     fn write_fold_table() {
         std::fs::write(TABLE_FILE, generate_table()).unwrap();
     }

@@ -14,15 +14,15 @@
 //! MAX_DECODED_TOTAL bytes; custom regex rules from config read the first and last CUSTOM_SPAN
 //! bytes of the folded text (custom literals read everything).
 
-use crate::guard_fold::{deleet, deleet_bytes, fold_into, rot13};
-use crate::guard_rules::{ENTRIES, EXFIL_REGEXES, FAMILIES};
-use crate::guard_text::{body_text, decodings, MAX_DECODED_TOTAL};
+use crate::inspect::guard_fold::{deleet, deleet_bytes, fold_into, rot13};
+use crate::inspect::guard_rules::{ENTRIES, EXFIL_REGEXES, FAMILIES};
+use crate::inspect::guard_text::{body_text, decodings, MAX_DECODED_TOTAL};
 use regex_lite::Regex;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::OnceLock;
 
-pub use crate::guard_fold::normalize;
+pub use crate::inspect::guard_fold::normalize;
 
 /// Built-in rule ids (families), each with what it catches.
 pub const BUILTIN: [(&str, &str); 5] = [
@@ -832,7 +832,7 @@ fn fold_slot(cp: u32) -> Option<usize> {
 /// One character through guard_fold, after a letter (so no whitespace state is in play); a
 /// `SLOW` result is left in `scratch` after that letter.
 fn probe_fold(c: char, scratch: &mut String) -> Folded {
-    if crate::guard_fold::invisible(c) {
+    if crate::inspect::guard_fold::invisible(c) {
         return INVISIBLE << 56;
     }
     if c.is_whitespace() || c.is_control() {
@@ -1169,16 +1169,16 @@ impl Guard {
 pub fn blocked_reply(
     rule: &str,
     refusal: bool,
-    endpoint: crate::llm_request::Endpoint,
+    endpoint: crate::authz::llm_request::Endpoint,
     model: Option<&str>,
     stream: bool,
     now_s: u64,
-) -> crate::reason::Reply {
-    use crate::llm_request::Endpoint;
+) -> crate::outcome::reason::Reply {
+    use crate::authz::llm_request::Endpoint;
     use serde_json::json;
     let text = "I can't help with that request.";
     let model = model.unwrap_or("");
-    let json_reply = |body: Value| crate::reason::Reply {
+    let json_reply = |body: Value| crate::outcome::reason::Reply {
         status: 200,
         headers: vec![("content-type".into(), "application/json".into())],
         body: body.to_string(),
@@ -1196,7 +1196,7 @@ pub fn blocked_reply(
                 let chunk = json!({"id": "chatcmpl-guard", "object": "chat.completion.chunk", "created": now_s,
                     "model": model, "choices": [{"index": 0, "delta": {"role": "assistant", "content": text},
                     "finish_reason": "stop"}]});
-                return crate::reason::Reply {
+                return crate::outcome::reason::Reply {
                     status: 200,
                     headers: vec![("content-type".into(), "text/event-stream".into())],
                     body: format!("data: {chunk}\n\ndata: [DONE]\n\n"),
@@ -1212,7 +1212,7 @@ pub fn blocked_reply(
             _ => {}
         }
     }
-    crate::reason::Reply {
+    crate::outcome::reason::Reply {
         status: 400,
         headers: vec![("content-type".into(), "application/json".into())],
         body: json!({"error": {"message": format!("The request was blocked by the prompt guard (rule: {rule})."),

@@ -273,3 +273,70 @@ def test_compose_passes_the_secret_from_the_environment_only():
     env = compose["services"]["envoy"].get("environment", [])
     assert "WARDEN_CLIENT_SECRET" in env, "passed through from the host (or an env_file), not written"
     assert json.dumps(compose).count("WARDEN_CLIENT_SECRET=") == 0
+
+
+# --- Issue 20: the Grafana dashboard uses only metrics the filter really emits --------------
+# deploy/grafana/metrics.json lists the Prometheus names and labels that a real Envoy with the
+# shipped stats_tags exports (tests/integration/test_metrics_envoy.py asserts the scrape is
+# exactly that list); the dashboard's PromQL may name only those metrics and their labels.
+import re  # noqa: E402
+
+DASHBOARD = ROOT / "deploy" / "grafana" / "llm-warden.json"
+EMITTED = json.loads((ROOT / "deploy" / "grafana" / "metrics.json").read_text())["metrics"]
+PROMQL_METRIC = re.compile(r"\bllm_warden_[a-z0-9_]+\b")
+# Labels Prometheus adds to every scraped series.
+SCRAPE_LABELS = {"job", "instance"}
+
+
+def _dashboard_exprs():
+    return [(p["title"], t["expr"]) for p in json.loads(DASHBOARD.read_text())["panels"]
+            for t in p.get("targets", [])]
+
+
+def _labels_in(expr: str) -> set[str]:
+    """Label names in selectors ({a="x", b=~"y"}) and in by/without clauses."""
+    names = set()
+    for selector in re.findall(r"\{([^}]*)\}", expr):
+        names |= set(re.findall(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)", selector))
+    for clause in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", expr):
+        names |= {n.strip() for n in clause.split(",") if n.strip()}
+    return names
+
+
+def test_dashboard_is_an_importable_grafana_dashboard():
+    d = json.loads(DASHBOARD.read_text())
+    assert d["uid"] and d["title"] and isinstance(d["schemaVersion"], int)
+    assert any(v["type"] == "datasource" and v["query"] == "prometheus" and v["name"] == "datasource"
+               for v in d["templating"]["list"])
+    ids = [p["id"] for p in d["panels"]]
+    assert len(ids) == len(set(ids))
+    for p in d["panels"]:
+        assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, p["title"]
+        assert {"h", "w", "x", "y"} <= set(p["gridPos"]) and p["gridPos"]["x"] + p["gridPos"]["w"] <= 24
+        assert p["targets"], p["title"]
+        assert len({t["refId"] for t in p["targets"]}) == len(p["targets"])
+
+
+def test_dashboard_uses_only_emitted_metrics_and_their_labels():
+    exprs = _dashboard_exprs()
+    assert exprs
+    used = set()
+    for title, expr in exprs:
+        metrics = set(PROMQL_METRIC.findall(expr))
+        assert metrics, (title, expr)
+        assert metrics <= set(EMITTED), (title, metrics - set(EMITTED))
+        used |= metrics
+        allowed = SCRAPE_LABELS.union(*(EMITTED[m]["labels"] for m in metrics))
+        assert _labels_in(expr) <= allowed, (title, _labels_in(expr) - allowed)
+        for m in metrics:  # rate/increase only on counters
+            if EMITTED[m]["type"] == "gauge":
+                assert not re.search(rf"\b(?:rate|increase)\(\s*{m}\b", expr), (title, m)
+    # The panels issue 20 asks for.
+    assert {"llm_warden_calls", "llm_warden_ratelimit", "llm_warden_guard", "llm_warden_jwks_fetch",
+            "llm_warden_jwks_age_seconds"} <= used
+
+
+def test_dashboard_check_catches_a_drifted_name():
+    assert not set(PROMQL_METRIC.findall("sum(rate(llm_warden_calls_deny_missing_token[5m]))")) <= set(EMITTED)
+    assert _labels_in('sum by (decision, rule) (rate(llm_warden_calls{reason="ok"}[5m]))') == \
+        {"decision", "rule", "reason"}

@@ -2,6 +2,7 @@
 (which loads the module and runs on_configure); every example plugin config is accepted by
 on_configure in Envoy, and a broken one is refused with its field path."""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,62 @@ def test_broken_config_fails_on_configure_naming_the_field(tmp_path):
     out = result.stdout + result.stderr
     assert result.returncode != 0
     assert "issuers[0].jwks.remote.refresh_interval: unknown field `refresh_interval`" in out, out[-3000:]
+
+
+# --- Issue 20: metrics arrive in Prometheus as names with labels ------------------------------
+# The filter puts label values in its metric names; the stats_tags block in every bootstrap
+# takes them out again. tests/integration/test_metrics_envoy.py checks the block in the real
+# Envoy for the metrics a few calls produce; the table below covers every name the code emits
+# (grep '"llm_warden\.' src/ and the format! calls in src/pipeline/exchange.rs).
+FILTER_BOOTSTRAPS = [p for p in YAMLS if "llm_warden.wasm" in p.read_text()]
+
+EMITTED = {
+    "llm_warden.calls.deny.missing_token": ("llm_warden_calls", {"decision": "deny", "reason": "missing_token"}),
+    "llm_warden.calls.would_deny.rate_limited": ("llm_warden_calls", {"decision": "would_deny", "reason": "rate_limited"}),
+    "llm_warden.calls.abandoned.client_gone": ("llm_warden_calls", {"decision": "abandoned", "reason": "client_gone"}),
+    "llm_warden.guard.instruction_override.blocked": ("llm_warden_guard", {"rule": "instruction_override", "outcome": "blocked"}),
+    "llm_warden.guard.my.rule.monitored": ("llm_warden_guard", {"rule": "my.rule", "outcome": "monitored"}),
+    "llm_warden.ratelimit.would_limit": ("llm_warden_ratelimit", {"outcome": "would_limit"}),
+    "llm_warden.jwks.fetch.failed": ("llm_warden_jwks_fetch", {"outcome": "failed"}),
+    "llm_warden.jwks.age_seconds.idp.example": ("llm_warden_jwks_age_seconds", {"issuer": "idp.example"}),
+    "llm_warden.credentials.cache_hit": ("llm_warden_credentials", {"event": "cache_hit"}),
+    "llm_warden.credentials.static_long_lived": ("llm_warden_credentials", {"event": "static_long_lived"}),
+    "llm_warden.credentials.token_error.not_json": ("llm_warden_credentials_token_error", {"error": "not_json"}),
+    "llm_warden.classifier.error_denied": ("llm_warden_classifier", {"outcome": "error_denied"}),
+    "llm_warden.classifier.cache_hit": ("llm_warden_classifier_cache_hit", {}),
+    "llm_warden.classifier.error.unreachable": ("llm_warden_classifier_error", {"error": "unreachable"}),
+    "llm_warden.redactions.email": ("llm_warden_redactions", {"kind": "email"}),
+    "llm_warden.redactions.aws_access_key.monitored": ("llm_warden_redactions_monitored", {"kind": "aws_access_key"}),
+    "llm_warden.responses.withheld.compressed": ("llm_warden_responses", {"handling": "withheld", "reason": "compressed"}),
+    "llm_warden.responses.as_text.unknown_content_type": ("llm_warden_responses", {"handling": "as_text", "reason": "unknown_content_type"}),
+    "llm_warden.tokens_used": ("llm_warden_tokens_used", {}),
+    "llm_warden.tokens_reserved": ("llm_warden_tokens_reserved", {}),
+}
+
+
+def _prometheus_name(stat: str, stats_tags: list) -> tuple[str, dict]:
+    """Envoy's tag extraction (std::regex search; group 1 is cut from the name, group 2 is the
+    value), then /stats/prometheus: the wasmcustom namespace dropped, dots to underscores."""
+    name = "wasmcustom." + stat
+    tags, cuts = {}, []
+    for spec in stats_tags:
+        m = re.search(spec["regex"], name)
+        if m:
+            assert spec["tag_name"] not in tags, (stat, spec)
+            tags[spec["tag_name"]] = m.group(2)
+            cuts.append(m.span(1))
+    kept = "".join(c for i, c in enumerate(name) if not any(a <= i < b for a, b in cuts))
+    return kept.removeprefix("wasmcustom.").replace(".", "_"), tags
+
+
+def test_every_filter_bootstrap_carries_the_same_stats_tags():
+    assert len(FILTER_BOOTSTRAPS) >= 5
+    reference = _load(ROOT / "envoy" / "envoy.yaml")["stats_config"]
+    for path in FILTER_BOOTSTRAPS:
+        assert _load(path).get("stats_config") == reference, path
+
+
+@pytest.mark.parametrize("stat", sorted(EMITTED))
+def test_stats_tags_turn_emitted_names_into_labels(stat):
+    stats_tags = _load(ROOT / "envoy" / "envoy.yaml")["stats_config"]["stats_tags"]
+    assert _prometheus_name(stat, stats_tags) == EMITTED[stat]

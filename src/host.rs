@@ -28,22 +28,35 @@ pub trait SharedStore {
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> StoreWrite;
 }
 
-/// The key every creation of a shared-data key is serialised on (see [`write_shared`]).
-/// The adapter seeds it at configure, before any worker serves a request.
-pub const CREATE_LOCK_KEY: &str = "llm-warden/create-lock";
+/// The prefix of the creation locks (see [`write_shared`]); the adapter seeds them at
+/// configure, before any worker serves a request.
+pub const CREATE_LOCK_PREFIX: &str = "llm-warden/create-lock/";
+/// Creations are serialised per stripe (by the key's hash), not globally: a holder that is
+/// descheduled on a loaded host delays only the keys of its stripe.
+const CREATE_LOCK_STRIPES: u64 = 64;
 /// A creation lock is held for one get and one set; a holder that never released it (a
 /// trapped VM) loses it after this long.
 const CREATE_LOCK_HOLD_MS: u64 = 1_000;
 /// Reads of a held lock before giving up (the caller's own bounded retry loop goes on).
-const CREATE_LOCK_SPINS: usize = 256;
+const CREATE_LOCK_SPINS: usize = 1_024;
+
+/// The lock that serialises the creation of `key`.
+pub fn create_lock_key(key: &str) -> String {
+    // FNV-1a: stable across workers and processes (the stripe must be the same for all).
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{CREATE_LOCK_PREFIX}{}", hash % CREATE_LOCK_STRIPES)
+}
 
 /// Writes `value` at `key`, which the caller read at version `cas` (None: it found no key).
 ///
 /// Envoy's compare-and-swap does not guard a key that does not exist yet: two workers that
 /// both read "absent" would both write, and one write would be lost (two token calls for one
 /// cold credential, a rate-limit hit never counted, two JWKS fetches). So a key is created
-/// only while holding a lock, itself a key taken and released with CAS within this call; a
-/// key that appeared meanwhile answers `CasMismatch`, and the caller re-reads and retries.
+/// only while holding its stripe's lock, itself a key taken and released with CAS within
+/// this call; a key that appeared meanwhile answers `CasMismatch`, and the caller re-reads
+/// and retries.
 pub fn write_shared(
     store: &dyn SharedStore,
     key: &str,
@@ -54,7 +67,8 @@ pub fn write_shared(
     if cas.is_some() {
         return store.set(key, value, cas);
     }
-    match take_create_lock(store, now_ms) {
+    let lock = create_lock_key(key);
+    match take_create_lock(store, &lock, now_ms) {
         StoreWrite::Written => {}
         busy_or_failed => return busy_or_failed,
     }
@@ -64,24 +78,27 @@ pub fn write_shared(
         store.set(key, value, None)
     };
     // Unconditional: while the lock is held (and not expired) nobody else writes it.
-    store.set(CREATE_LOCK_KEY, b"0", None);
+    store.set(&lock, b"0", None);
     out
 }
 
-/// Creates the creation lock if it does not exist. Racy itself, which is why the adapter
+/// Creates the creation locks that do not exist. Racy itself, which is why the adapter
 /// calls it at configure, before the first request of the process.
 pub fn seed_create_lock(store: &dyn SharedStore) {
-    if store.get(CREATE_LOCK_KEY).is_none() {
-        store.set(CREATE_LOCK_KEY, b"0", None);
+    for stripe in 0..CREATE_LOCK_STRIPES {
+        let lock = format!("{CREATE_LOCK_PREFIX}{stripe}");
+        if store.get(&lock).is_none() {
+            store.set(&lock, b"0", None);
+        }
     }
 }
 
 /// Written: the lock is ours. CasMismatch: held by another worker all along. Failed: the
 /// store refuses writes (the caller's own failure path applies, as for any write).
-fn take_create_lock(store: &dyn SharedStore, now_ms: u64) -> StoreWrite {
+fn take_create_lock(store: &dyn SharedStore, lock: &str, now_ms: u64) -> StoreWrite {
     for _ in 0..CREATE_LOCK_SPINS {
-        let Some((held, cas)) = store.get(CREATE_LOCK_KEY) else {
-            if store.set(CREATE_LOCK_KEY, b"0", None) == StoreWrite::Failed {
+        let Some((held, cas)) = store.get(lock) else {
+            if store.set(lock, b"0", None) == StoreWrite::Failed {
                 return StoreWrite::Failed;
             }
             continue;
@@ -94,7 +111,7 @@ fn take_create_lock(store: &dyn SharedStore, now_ms: u64) -> StoreWrite {
             continue;
         }
         let until = now_ms.saturating_add(CREATE_LOCK_HOLD_MS).max(1);
-        match store.set(CREATE_LOCK_KEY, until.to_string().as_bytes(), Some(cas)) {
+        match store.set(lock, until.to_string().as_bytes(), Some(cas)) {
             StoreWrite::CasMismatch => continue,
             taken_or_failed => return taken_or_failed,
         }
@@ -233,16 +250,17 @@ mod tests {
     fn a_held_lock_refuses_creation_until_it_expires() {
         let store = MemStore::default();
         seed_create_lock(&store);
-        store.set(CREATE_LOCK_KEY, b"2000", None); // held by a worker that never released it
+        let lock = create_lock_key("k");
+        store.set(&lock, b"2000", None); // held by a worker that never released it
         assert_eq!(
             write_shared(&store, "k", b"v", None, 1_999),
             StoreWrite::CasMismatch
         );
         assert!(store.get("k").is_none());
         assert_eq!(write_shared(&store, "k", b"v", None, 2_000), StoreWrite::Written);
-        assert_eq!(store.get(CREATE_LOCK_KEY).unwrap().0, b"0", "released");
+        assert_eq!(store.get(&lock).unwrap().0, b"0", "released");
         // An existing key is a plain CAS write: no lock involved.
-        store.set(CREATE_LOCK_KEY, b"9999", None);
+        store.set(&lock, b"9999", None);
         let (_, cas) = store.get("k").unwrap();
         assert_eq!(write_shared(&store, "k", b"w", Some(cas), 0), StoreWrite::Written);
         assert_eq!(
@@ -254,8 +272,16 @@ mod tests {
     #[test]
     fn seeding_keeps_an_existing_lock() {
         let store = MemStore::default();
-        store.set(CREATE_LOCK_KEY, b"77", None);
+        let lock = create_lock_key("k");
+        store.set(&lock, b"77", None);
         seed_create_lock(&store);
-        assert_eq!(store.get(CREATE_LOCK_KEY).unwrap().0, b"77");
+        assert_eq!(store.get(&lock).unwrap().0, b"77");
+        let locks = store
+            .data
+            .borrow()
+            .keys()
+            .filter(|k| k.starts_with(CREATE_LOCK_PREFIX))
+            .count();
+        assert_eq!(locks as u64, CREATE_LOCK_STRIPES);
     }
 }

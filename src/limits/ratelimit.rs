@@ -451,7 +451,7 @@ mod tests {
             .data
             .borrow()
             .keys()
-            .filter(|k| k.as_str() != crate::host::CREATE_LOCK_KEY)
+            .filter(|k| !k.starts_with(crate::host::CREATE_LOCK_PREFIX))
             .count();
         assert!(slots <= 64, "{slots}");
     }

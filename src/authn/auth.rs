@@ -4,7 +4,7 @@
 use crate::authn::claims::{self, ClaimRules, Identity};
 use crate::authn::jose::{self, Alg, KeyMaterial, KeySelection, KeySet, ParseError};
 use crate::authn::jwks::{FetchKind, FetchResult, Freshness, RemoteKeys};
-use crate::authn::token_cache::{hash_token, CachedToken, TokenCache};
+use crate::authn::token_cache::{CachedToken, TokenCache};
 use crate::config::{Config, ConfigError, JwksSource, TokenSource};
 use crate::host::{DispatchError, HttpCaller, SharedStore};
 use crate::outcome::reason::Reason;
@@ -76,6 +76,9 @@ pub struct Authenticator {
     cache: TokenCache,
     /// Signature verifications performed (cache misses that reached the crypto).
     pub signature_checks: u64,
+    /// Calls whose token was too long to cache (over `MAX_CACHED_TOKEN_BYTES`) while the
+    /// cache is on: they are verified every time.
+    pub tokens_too_long_to_cache: u64,
 }
 
 impl Authenticator {
@@ -123,11 +126,22 @@ impl Authenticator {
             issuers,
             cache: TokenCache::new(config.token_cache.max_entries),
             signature_checks: 0,
+            tokens_too_long_to_cache: 0,
         })
     }
 
     pub fn cached_tokens(&self) -> usize {
         self.cache.len()
+    }
+
+    fn cache_enabled(&self) -> bool {
+        self.cache.capacity() > 0
+    }
+
+    /// Tests only: every token gets the same cache key, as if all hashes collided.
+    #[cfg(test)]
+    pub(crate) fn force_cache_collisions(&mut self) {
+        self.cache.force_collisions();
     }
 
     /// The token from the configured header value, after the scheme prefix.
@@ -165,12 +179,17 @@ impl Authenticator {
             Ok(t) => t,
             Err(reason) => return deny(reason),
         };
-        let hash = hash_token(token);
-        if let Some(hit) = self.cache.get(&hash).cloned() {
-            match self.check_cached(&hit, now, store, may_fetch) {
-                Some(verdict) => return verdict,
-                // The key set changed since: verify again from scratch.
-                None => self.cache.remove(&hash),
+        let cache_key = self.cache.key(token);
+        if cache_key.is_none() && self.cache_enabled() {
+            self.tokens_too_long_to_cache = self.tokens_too_long_to_cache.saturating_add(1);
+        }
+        if let Some(key) = cache_key {
+            if let Some(hit) = self.cache.get(key, token).cloned() {
+                match self.check_cached(&hit, now, store, may_fetch) {
+                    Some(verdict) => return verdict,
+                    // The key set changed since: verify again from scratch.
+                    None => self.cache.remove(key),
+                }
             }
         }
         let jws = match jose::parse_compact(token) {
@@ -264,17 +283,20 @@ impl Authenticator {
                 identity: Some(identity),
             };
         }
-        self.cache.insert(
-            hash,
-            CachedToken {
-                identity: identity.clone(),
-                issuer: idx,
-                alg,
-                kid,
-                key_version,
-            },
-            now,
-        );
+        if let Some(key) = cache_key {
+            self.cache.insert(
+                key,
+                token,
+                CachedToken {
+                    identity: identity.clone(),
+                    issuer: idx,
+                    alg,
+                    kid,
+                    key_version,
+                },
+                now,
+            );
+        }
         Verdict::Allow(identity)
     }
 

@@ -454,6 +454,66 @@ fn cache_is_bounded() {
 }
 
 #[test]
+fn cache_collision_is_a_miss_and_verifies_again() {
+    let mut auth = authenticator(json!({}));
+    auth.force_cache_collisions();
+    let alice = token("EdDSA", claims());
+    let mut c = claims();
+    c["sub"] = json!("bob");
+    c["jti"] = json!("jti-2");
+    let bob = token("EdDSA", c);
+    let subject = |v: &Verdict| match v {
+        Verdict::Allow(id) => id.sub.clone(),
+        other => panic!("expected allow, got {other:?}"),
+    };
+    assert_eq!(subject(&run(&mut auth, &alice, NOW)).as_deref(), Some("alice"));
+    assert_eq!(auth.signature_checks, 1);
+    assert_eq!(subject(&run(&mut auth, &alice, NOW)).as_deref(), Some("alice"));
+    assert_eq!(auth.signature_checks, 1, "the identical token is a hit");
+    // Same cache key, other token: never alice's identity, verified on its own.
+    assert_eq!(subject(&run(&mut auth, &bob, NOW)).as_deref(), Some("bob"));
+    assert_eq!(auth.signature_checks, 2);
+    // A forged token under the colliding key is verified, and fails.
+    let (alice_signed, _) = alice.rsplit_once('.').unwrap();
+    let (_, bob_signature) = bob.rsplit_once('.').unwrap();
+    let forged = format!("{alice_signed}.{bob_signature}");
+    assert_eq!(reason(&run(&mut auth, &forged, NOW)), Reason::BadSignature);
+    assert_eq!(auth.signature_checks, 3);
+    // bob took the key: alice is verified again, not served bob's entry.
+    assert_eq!(subject(&run(&mut auth, &alice, NOW)).as_deref(), Some("alice"));
+    assert_eq!(auth.signature_checks, 4);
+    assert_eq!(auth.cached_tokens(), 1);
+}
+
+#[test]
+fn tokens_over_the_cache_cap_are_verified_every_time() {
+    use crate::authn::token_cache::MAX_CACHED_TOKEN_BYTES;
+    let mut auth = authenticator(json!({}));
+    let mut c = claims();
+    c["pad"] = json!("p".repeat(MAX_CACHED_TOKEN_BYTES));
+    let long = token("EdDSA", c);
+    assert!(long.len() > MAX_CACHED_TOKEN_BYTES && long.len() < 16384);
+    for i in 1..=3 {
+        assert_eq!(reason(&run(&mut auth, &long, NOW)), Reason::Ok);
+        assert_eq!(auth.signature_checks, i);
+        assert_eq!(auth.tokens_too_long_to_cache, i);
+    }
+    assert_eq!(auth.cached_tokens(), 0);
+    // Revocation and expiry still apply to it, as to any token.
+    auth.issuers[0].revoked_jtis.insert("jti-1".into());
+    assert_eq!(reason(&run(&mut auth, &long, NOW)), Reason::Revoked);
+    // A token at the cap is cached as usual.
+    let short = token("EdDSA", claims());
+    assert!(short.len() <= MAX_CACHED_TOKEN_BYTES);
+    auth.issuers[0].revoked_jtis.clear();
+    assert_eq!(reason(&run(&mut auth, &short, NOW)), Reason::Ok);
+    assert_eq!(reason(&run(&mut auth, &short, NOW)), Reason::Ok);
+    assert_eq!(auth.signature_checks, 5);
+    assert_eq!(auth.tokens_too_long_to_cache, 4);
+    assert_eq!(auth.cached_tokens(), 1);
+}
+
+#[test]
 fn token_extraction() {
     let auth = authenticator(json!({}));
     assert_eq!(auth.extract_token(Some("bearer abc")), Ok("abc"));

@@ -150,6 +150,12 @@ fn cerr(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
 }
 
 /// SHA-256 over length-prefixed parts, so no two part lists give the same input.
+/// SHA-256 of the caller's token, the part of an exchanged credential's binding that ties it
+/// to that very token (stored in shared data, so a collision-resistant digest).
+fn caller_token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
 fn digest(parts: &[&[u8]]) -> [u8; 32] {
     let mut h = Sha256::new();
     for p in parts {
@@ -413,7 +419,7 @@ impl CredentialSpec {
             });
         }
         let c = caller?;
-        let token = crate::authn::token_cache::hash_token(c.token);
+        let token = caller_token_digest(c.token);
         let (has_sub, sub): (&[u8], &[u8]) = match c.sub {
             Some(s) => (b"1", s.as_bytes()),
             None => (b"0", b""),

@@ -41,7 +41,9 @@ def global_envoy(tmp_path, key, upstream_port, jwks_port, rls_port):
         "name": "envoy.filters.http.ratelimit",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit",
-            "domain": "llm-warden", "timeout": "1s", "failure_mode_deny": True,
+            # 5 s: the rate limit service here is Python gRPC; on a loaded 2-core CI machine a
+            # 1 s timeout (with failure_mode_deny) once turned a slow answer into a 429.
+            "domain": "llm-warden", "timeout": "5s", "failure_mode_deny": True,
             # Filter-level limits (Envoy >= 1.35): these honour hits_addend per descriptor.
             "rate_limits": ROUTE_LIMITS,
             "rate_limit_service": {"transport_api_version": "V3",

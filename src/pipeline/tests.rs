@@ -111,6 +111,18 @@ impl Proxy {
         call.exchange.on_request_body(size, end_of_stream)
     }
 
+    /// The upstream answers 200 with `content_type`; a body follows.
+    fn response_headers(&self, call: &mut Call, content_type: &str) -> Flow {
+        self.host.context.set(call.context);
+        self.host.with_stream(|s| {
+            s.response_headers = vec![
+                (":status".into(), "200".into()),
+                ("content-type".into(), content_type.into()),
+            ];
+        });
+        call.exchange.on_response_headers(false)
+    }
+
     fn reply(&self, call: &Call) -> Option<(u32, Value)> {
         let (status, _, body) = self.host.stream(call.context).reply?;
         Some((status, serde_json::from_str(&body).unwrap_or(Value::Null)))
@@ -311,14 +323,7 @@ fn secrets_in_a_json_answer_are_redacted() {
     let answer = json!({"choices": [{"index": 0, "message": {"role": "assistant",
         "content": "the key is AKIAIOSFODNN7EXAMPLE"}}]})
     .to_string();
-    p.host.context.set(c.context);
-    p.host.with_stream(|s| {
-        s.response_headers = vec![
-            (":status".into(), "200".into()),
-            ("content-type".into(), "application/json".into()),
-        ];
-    });
-    p.on(&mut c, |x| x.on_response_headers(false));
+    p.response_headers(&mut c, "application/json");
     // Two chunks: a held JSON body is re-delivered whole and inspected at its end.
     let (a, b) = answer.as_bytes().split_at(20);
     p.host.with_stream(|s| s.response_body = a.to_vec());
@@ -427,14 +432,7 @@ fn a_streamed_call_of_an_ungranted_tool_never_reaches_the_client() {
     let body = json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "hi"}],
         "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]});
     assert_eq!(p.body(&mut c, body.to_string().as_bytes(), true), Flow::Continue);
-    p.host.context.set(c.context);
-    p.host.with_stream(|s| {
-        s.response_headers = vec![
-            (":status".into(), "200".into()),
-            ("content-type".into(), "text/event-stream".into()),
-        ];
-    });
-    p.on(&mut c, |x| x.on_response_headers(false));
+    p.response_headers(&mut c, "text/event-stream");
     let call = json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "c1",
         "type": "function", "function": {"name": "delete_repo", "arguments": "{}"}}]}}]});
     let stream = format!("data: {call}\n\ndata: [DONE]\n\n");
@@ -515,14 +513,7 @@ fn response_trailers_end_a_held_json_body_and_it_is_inspected_first() {
     let mut c = p.start("POST", "/v1/chat/completions", Some(&alice()));
     p.headers(&mut c, false);
     p.body(&mut c, &chat_body("gpt-4o-mini"), true);
-    p.host.context.set(c.context);
-    p.host.with_stream(|s| {
-        s.response_headers = vec![
-            (":status".into(), "200".into()),
-            ("content-type".into(), "application/json".into()),
-        ];
-    });
-    p.on(&mut c, |x| x.on_response_headers(false));
+    p.response_headers(&mut c, "application/json");
     let answer = json!({"choices": [{"index": 0, "message": {"role": "assistant",
         "content": "key AKIAIOSFODNN7EXAMPLE"}}]})
     .to_string();
@@ -562,14 +553,7 @@ fn a_secret_split_across_sse_chunks_is_redacted() {
     let body =
         json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
     p.body(&mut c, body.to_string().as_bytes(), true);
-    p.host.context.set(c.context);
-    p.host.with_stream(|s| {
-        s.response_headers = vec![
-            (":status".into(), "200".into()),
-            ("content-type".into(), "text/event-stream".into()),
-        ];
-    });
-    p.on(&mut c, |x| x.on_response_headers(false));
+    p.response_headers(&mut c, "text/event-stream");
     let delta = |t: &str| {
         format!(
             "data: {}\n\n",
